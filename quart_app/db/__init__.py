@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy Core tables, ordered migrations, one module per aggregate."""

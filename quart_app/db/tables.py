@@ -1,0 +1,89 @@
+"""SQLAlchemy Core tables. Migrations create them; this module only describes them for queries.
+
+Timestamps are UNIX seconds (floats) so that both dialects compare and aggregate them the same way.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("applied_at", sa.Float, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("email", sa.Text, unique=True),
+    sa.Column("auth0_sub", sa.Text, unique=True),
+    sa.Column("name", sa.Text),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("pin_hash", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("key_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used_at", sa.Float),
+    sa.Column("revoked_at", sa.Float),
+)
+
+usage_logs = sa.Table(
+    "usage_logs",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("endpoint", sa.Text, nullable=False),
+    sa.Column("request_id", sa.Text),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("audio_seconds", sa.Float),
+    sa.Column("characters", sa.Integer),
+    sa.Column("cost_usd", sa.Float, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+transcriptions = sa.Table(
+    "transcriptions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("model", sa.Text),
+    sa.Column("language", sa.Text),
+    sa.Column("transcript", sa.Text, nullable=False),
+    sa.Column("duration_s", sa.Float),
+    sa.Column("segments", sa.Text),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("filename", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+translations = sa.Table(
+    "translations",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("provider", sa.Text, nullable=False),
+    sa.Column("model", sa.Text),
+    sa.Column("source_language", sa.Text),
+    sa.Column("target_language", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("translation", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

@@ -1,0 +1,76 @@
+"""One error type for the whole API, rendered as JSON in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Quart, g, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """An error a client can act on: HTTP status, a stable machine code and a human message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "message": self.message, **self.extra}
+
+
+class ProviderUnconfigured(APIError):
+    """A feature needs a provider whose variables are not set: 503 naming them."""
+
+    def __init__(self, provider: str, missing: tuple[str, ...]) -> None:
+        names = ", ".join(missing)
+        super().__init__(
+            503,
+            "provider_unconfigured",
+            f"{provider} is not configured on this server: set {names}",
+            extra={"provider": provider, "missing": list(missing)},
+        )
+
+
+def _request_id() -> str | None:
+    return getattr(g, "request_id", None)
+
+
+def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(APIError)
+    async def handle_api_error(error: APIError):  # type: ignore[no-untyped-def]
+        body = error.body()
+        if (rid := _request_id()) is not None:
+            body["request_id"] = rid
+        return jsonify(body), error.status, error.headers
+
+    @app.errorhandler(HTTPException)
+    async def handle_http_exception(error: HTTPException):  # type: ignore[no-untyped-def]
+        code = (error.name or "error").lower().replace(" ", "_")
+        body: dict[str, Any] = {"error": code, "message": error.description or error.name}
+        if (rid := _request_id()) is not None:
+            body["request_id"] = rid
+        headers = dict(error.get_headers()) if error.code == 405 else {}
+        headers.pop("Content-Type", None)
+        return jsonify(body), error.code or 500, headers
+
+    @app.errorhandler(Exception)
+    async def handle_unexpected(error: Exception):  # type: ignore[no-untyped-def]
+        log.exception("unhandled error (request_id=%s)", _request_id())
+        body = {"error": "internal_error", "message": "An internal error occurred.", "request_id": _request_id()}
+        return jsonify(body), 500

@@ -1,0 +1,135 @@
+"""Opening and closing the process's resources, and draining Socket.IO clients on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from .db import migrations
+from .db.database import DatabaseUnavailable, connect, open_database
+from .runtime import Runtime
+from .settings import redact_url
+from .version import VERSION
+
+log = logging.getLogger(__name__)
+
+DB_RETRY_SECONDS = 3.0
+
+
+@contextlib.asynccontextmanager
+async def serving(rt: Runtime) -> AsyncIterator[None]:
+    """Everything opened here is closed on the way out, in reverse order, whatever failed."""
+    settings = rt.settings
+    rt.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=10))
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        rt.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    db_task = asyncio.create_task(_open_database(rt), name="open-database")
+    _install_drain_on_sigterm(rt)
+    await _announce(rt, "instance_up")
+    try:
+        yield
+    finally:
+        await drain(rt)
+        db_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await db_task
+        await rt.sio.shutdown()
+        if rt.db is not None and rt.db.is_connected:
+            with contextlib.suppress(Exception):
+                await rt.db.disconnect()
+        if rt.redis is not None:
+            with contextlib.suppress(Exception):
+                await rt.redis.aclose()
+        await rt.http.close()
+        log.info("shutdown complete")
+
+
+async def _open_database(rt: Runtime) -> None:
+    """Connect (and migrate) in the background, retrying, so a database outage degrades features, not boot."""
+    settings = rt.settings
+    db = open_database(settings.database_url, settings.database_pool_size)
+    first = True
+    while True:
+        try:
+            await connect(db)
+            break
+        except DatabaseUnavailable as exc:
+            if first:
+                log.error("%s; retrying every %.0fs", exc, DB_RETRY_SECONDS)
+                first = False
+            await asyncio.sleep(DB_RETRY_SECONDS)
+    applied = await migrations.upgrade(db)
+    if applied:
+        log.info("database %s migrated: %s", redact_url(settings.database_url), [m.version for m in applied])
+    rt.db = db
+    log.info("database ready (%s)", "sqlite" if settings.is_sqlite else "postgresql")
+
+
+async def wait_for_database(rt: Runtime, timeout: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while rt.db is None and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    return rt.db is not None
+
+
+async def _announce(rt: Runtime, event: str) -> None:
+    """Tell every client of every instance (through Redis when configured) that this instance came or goes."""
+    try:
+        await asyncio.wait_for(
+            rt.sio.emit(event, {"instance": rt.settings.instance_id, "version": VERSION}, namespace="/"), 3
+        )
+    except Exception as exc:  # the message queue being down must not stop boot or shutdown
+        log.warning("could not announce %s: %s", event, exc)
+
+
+async def drain(rt: Runtime) -> None:
+    """Announce shutdown, then disconnect this process's Socket.IO clients so their sockets close now."""
+    if rt.draining:
+        return
+    rt.draining = True
+    await _announce(rt, "instance_down")
+    manager = rt.sio.manager
+    for namespace in list(manager.get_namespaces()):
+        sids = [sid for sid, _ in manager.get_participants(namespace, None)]
+        for sid in sids:
+            with contextlib.suppress(Exception):
+                await rt.sio.disconnect(sid, namespace=namespace, ignore_queue=True)
+    log.info("drained Socket.IO clients")
+
+
+def _install_drain_on_sigterm(rt: Runtime) -> None:
+    """Hypercorn waits for open WebSockets before running lifespan shutdown, so drain them as SIGTERM arrives.
+
+    In hypercorn's single-process mode its own SIGTERM handler lives on this loop; we take SIGTERM over,
+    start the drain, and hand the shutdown back to hypercorn through SIGINT (which it also handles). In
+    multi-worker mode the parent process owns the signals and workers are told through an event, so we
+    leave them alone and drain at lifespan shutdown instead.
+    """
+    if multiprocessing.parent_process() is not None or not _hypercorn_owns_sigint():
+        return
+    loop = asyncio.get_running_loop()
+
+    def on_sigterm() -> None:
+        log.info("SIGTERM: draining Socket.IO clients and shutting down")
+        loop.create_task(drain(rt), name="drain")
+        signal.raise_signal(signal.SIGINT)
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        pass
+
+
+def _hypercorn_owns_sigint() -> bool:
+    """True when SIGINT is routed to an asyncio loop handler (hypercorn's serve), not Python's default."""
+    handler = signal.getsignal(signal.SIGINT)
+    return getattr(handler, "__name__", "") == "_sighandler_noop"

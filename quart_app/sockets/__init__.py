@@ -1,0 +1,1 @@
+"""Socket.IO: the server and one AsyncNamespace per file."""
