@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from quart import Quart, Response, g, request
 from quart_cors import cors
+from quart_schema import QuartSchema
 
 from .errors import register_error_handlers
 from .lifecycle import serving
@@ -16,6 +17,7 @@ from .logging_setup import configure_logging
 from .runtime import Runtime
 from .settings import Settings
 from .sockets.server import build_socketio
+from .version import VERSION
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         )
 
     sio = build_socketio(settings)
-    rt = Runtime(settings=settings, sio=sio)
+    rt = Runtime(settings=settings, sio=sio, secret_key=app.secret_key)
     app.extensions["runtime"] = rt
     app.extensions["socketio"] = sio
 
@@ -60,6 +62,17 @@ def create_app(settings: Settings | None = None) -> Quart:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
+    QuartSchema(
+        app,
+        info={"title": "Voice backend API", "version": VERSION},
+        security_schemes={
+            "bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT (Auth0) or vst_ session token"},
+            "apiKey": {"type": "apiKey", "in_": "header", "name": "x-api-key"},
+        },
+        security=[{"bearer": []}, {"apiKey": []}],
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
     register_error_handlers(app)
     _register_blueprints(app)
     log.info("app created (%s, %s)", settings.app_env, "sqlite" if settings.is_sqlite else "postgresql")
@@ -67,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
 
 def _register_blueprints(app: Quart) -> None:
-    from .api import health
+    from .api import health, identity, keys
 
-    app.register_blueprint(health.blueprint)
+    for module in (health, identity, keys):
+        app.register_blueprint(module.blueprint)

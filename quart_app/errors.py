@@ -6,6 +6,8 @@ import logging
 from typing import Any
 
 from quart import Quart, g, jsonify
+from pydantic import ValidationError
+from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,13 @@ def register_error_handlers(app: Quart) -> None:
             body["request_id"] = rid
         return jsonify(body), error.status, error.headers
 
+    @app.errorhandler(RequestSchemaValidationError)
+    async def handle_validation_error(error: RequestSchemaValidationError):  # type: ignore[no-untyped-def]
+        body: dict[str, Any] = {"error": "validation_error", **_describe_validation(error.validation_error)}
+        if (rid := _request_id()) is not None:
+            body["request_id"] = rid
+        return jsonify(body), 400
+
     @app.errorhandler(HTTPException)
     async def handle_http_exception(error: HTTPException):  # type: ignore[no-untyped-def]
         code = (error.name or "error").lower().replace(" ", "_")
@@ -74,3 +83,15 @@ def register_error_handlers(app: Quart) -> None:
         log.exception("unhandled error (request_id=%s)", _request_id())
         body = {"error": "internal_error", "message": "An internal error occurred.", "request_id": _request_id()}
         return jsonify(body), 500
+
+
+def _describe_validation(error: Exception) -> dict[str, Any]:
+    """Name every offending field, e.g. {"fields": {"pin": "String should have at least 4 characters"}}."""
+    if isinstance(error, ValidationError):
+        fields: dict[str, str] = {}
+        for item in error.errors():
+            name = ".".join(str(part) for part in item.get("loc", ())) or "body"
+            fields[name] = item.get("msg", "invalid")
+        summary = "; ".join(f"{name}: {msg}" for name, msg in fields.items())
+        return {"message": f"Invalid request: {summary}", "fields": fields}
+    return {"message": "Invalid request body: expected JSON matching the documented schema.", "fields": {}}

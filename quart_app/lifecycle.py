@@ -11,8 +11,14 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
+from .auth.counters import MemoryCounters, RedisCounters
+from .auth.jwt_verifier import Auth0Verifier
+from .auth.lockout import PinLockout
+from .auth.rate_limit import RateLimiter
+from .auth.sessions import SessionTokens
 from .db import migrations
 from .db.database import DatabaseUnavailable, connect, open_database
+from .providers.auth0 import Auth0Client
 from .runtime import Runtime
 from .settings import redact_url
 from .version import VERSION
@@ -31,13 +37,17 @@ async def serving(rt: Runtime) -> AsyncIterator[None]:
         import redis.asyncio as aioredis
 
         rt.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
+    _build_auth(rt)
     db_task = asyncio.create_task(_open_database(rt), name="open-database")
     _install_drain_on_sigterm(rt)
+    watcher = _watch_worker_shutdown(rt)
     await _announce(rt, "instance_up")
     try:
         yield
     finally:
         await drain(rt)
+        if watcher is not None:
+            watcher.cancel()
         db_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await db_task
@@ -50,6 +60,22 @@ async def serving(rt: Runtime) -> AsyncIterator[None]:
                 await rt.redis.aclose()
         await rt.http.close()
         log.info("shutdown complete")
+
+
+def _build_auth(rt: Runtime) -> None:
+    settings = rt.settings
+    assert rt.http is not None
+    rt.counters = RedisCounters(rt.redis) if rt.redis is not None else MemoryCounters()
+    rt.rate_limiter = RateLimiter(rt.counters, settings.rate_limit_per_minute)
+    rt.pin_lockout = PinLockout(rt.counters, settings.pin_max_attempts, settings.pin_lockout_seconds)
+    rt.sessions = SessionTokens(rt.secret_key)
+    if settings.auth0_url:
+        rt.auth0 = Auth0Client(settings.auth0_url, settings.auth0_request_timeout, rt.http)
+    if rt.auth0 is not None and settings.auth0_issuer and settings.auth0_audience:
+        rt.verifier = Auth0Verifier(rt.auth0, settings.auth0_issuer, settings.auth0_audience)
+    if settings.allow_insecure_session_auth:
+        log.warning("SECURITY WARNING: ALLOW_INSECURE_SESSION_AUTH=true enables /mobile-auth, which signs "
+                    "users in without any secret. Never enable it on a public deployment.")
 
 
 async def _open_database(rt: Runtime) -> None:
@@ -127,6 +153,30 @@ def _install_drain_on_sigterm(rt: Runtime) -> None:
         loop.add_signal_handler(signal.SIGTERM, on_sigterm)
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
         pass
+
+
+def _watch_worker_shutdown(rt: Runtime) -> asyncio.Task[None] | None:
+    """In a hypercorn worker process, drain as soon as the parent asks the workers to stop.
+
+    Hypercorn runs the app in a spawned worker whenever `workers >= 1` (hypercorn.toml's `workers = 1`
+    included); the parent takes SIGTERM and sets the `shutdown_event` it passed to the worker. The worker
+    then waits up to graceful_timeout for open WebSockets before lifespan shutdown, so without this the
+    drain would only start after that wait. Hypercorn polls the same event every 0.1 s; so do we.
+    """
+    if multiprocessing.parent_process() is None:
+        return None
+    kwargs = getattr(multiprocessing.current_process(), "_kwargs", None) or {}
+    event = kwargs.get("shutdown_event")
+    if event is None or not callable(getattr(event, "is_set", None)):
+        return None
+
+    async def watch() -> None:
+        while not event.is_set():
+            await asyncio.sleep(0.1)
+        log.info("shutdown requested: draining Socket.IO clients")
+        await drain(rt)
+
+    return asyncio.get_running_loop().create_task(watch(), name="drain-on-worker-shutdown")
 
 
 def _hypercorn_owns_sigint() -> bool:

@@ -16,6 +16,13 @@ if TYPE_CHECKING:  # pragma: no cover
     import redis.asyncio as aioredis
     import socketio
 
+    from .auth.counters import CounterStore
+    from .auth.jwt_verifier import Auth0Verifier
+    from .auth.lockout import PinLockout
+    from .auth.rate_limit import RateLimiter
+    from .auth.sessions import SessionTokens
+    from .providers.auth0 import Auth0Client
+
 
 @dataclass
 class Runtime:
@@ -24,8 +31,15 @@ class Runtime:
     db: Database | None = None
     redis: aioredis.Redis | None = None
     http: aiohttp.ClientSession | None = None
+    counters: CounterStore | None = None
+    rate_limiter: RateLimiter | None = None
+    pin_lockout: PinLockout | None = None
+    sessions: SessionTokens | None = None
+    auth0: Auth0Client | None = None
+    verifier: Auth0Verifier | None = None
     started_at: float = field(default_factory=time.monotonic)
     draining: bool = False
+    secret_key: str = ""
 
     def database(self) -> Database:
         from .errors import APIError

@@ -1,0 +1,76 @@
+"""Route guards: authenticate, rate-limit, and require roles. Handlers read `g.principal`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from quart import g, request
+
+from ..errors import APIError
+from ..runtime import runtime
+from .counters import retry_after_header
+from .identity import Authenticator, Principal, credential_from_headers
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def authenticator() -> Authenticator:
+    rt = runtime()
+    assert rt.sessions is not None
+    return Authenticator(rt.settings, rt.database(), rt.verifier, rt.sessions)
+
+
+async def authenticate_request() -> Principal:
+    return await authenticator().authenticate(credential_from_headers(request.headers))
+
+
+async def enforce_rate_limit(principal: Principal) -> None:
+    limiter = runtime().rate_limiter
+    if limiter is None:
+        return
+    decision = await limiter.check(principal.rate_subject)
+    g.rate_limit = decision
+    if not decision.allowed:
+        raise APIError(
+            429,
+            "rate_limited",
+            f"Rate limit of {decision.limit} requests per minute exceeded.",
+            headers={"Retry-After": retry_after_header(decision.retry_after)},
+            extra={"retry_after": int(retry_after_header(decision.retry_after))},
+        )
+
+
+def require_auth(*, admin: bool = False, rate_limited: bool = False) -> Callable[[F], F]:
+    """Authenticate the caller (API key, Auth0 token or PIN session); optionally require admin and meter."""
+
+    def decorator(handler: F) -> F:
+        @wraps(handler)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = await authenticate_request()
+            if admin and not principal.is_admin:
+                raise APIError(403, "forbidden", "This action needs the admin role.")
+            if rate_limited:
+                await enforce_rate_limit(principal)
+            g.principal = principal
+            return await handler(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def current_principal() -> Principal:
+    principal = getattr(g, "principal", None)
+    if principal is None:
+        raise APIError(401, "unauthorized", "Authentication required.")
+    return principal
+
+
+def client_address() -> str:
+    """The caller's address; trusts X-Forwarded-For's first hop only behind a proxy (Render sets it)."""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and runtime().settings.app_env == "production":
+        return forwarded.split(",")[0].strip()[:64]
+    return (request.remote_addr or "unknown")[:64]

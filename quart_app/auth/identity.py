@@ -1,0 +1,150 @@
+"""Who is calling: one Authenticator for REST headers, Socket.IO handshakes and WebSocket upgrades.
+
+Credentials are told apart by shape: `usr_...` is an API key, `vst_...` a PIN session token, anything
+else is treated as an Auth0 access token (a JWT).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from databases import Database
+
+from ..db import api_keys, users
+from ..db.users import User
+from ..errors import APIError, ProviderUnconfigured
+from ..settings import Settings
+from .jwt_verifier import Auth0Verifier, TokenError
+from .sessions import PREFIX as SESSION_PREFIX
+from .sessions import SessionTokens
+
+log = logging.getLogger(__name__)
+
+Method = Literal["auth0", "api_key", "session"]
+REALM = "voice-backend"
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    method: Method
+    is_admin: bool
+    claims: dict[str, Any] | None = None
+    api_key_id: str | None = None
+    token: str | None = None
+
+    @property
+    def rate_subject(self) -> str:
+        return f"key:{self.api_key_id}" if self.api_key_id else f"user:{self.user.id}"
+
+
+class AuthError(APIError):
+    """401 with an RFC 6750 WWW-Authenticate header."""
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        if missing:
+            header = f'Bearer realm="{REALM}"'
+            code = "unauthorized"
+        else:
+            safe = message.replace('"', "'")
+            header = f'Bearer realm="{REALM}", error="invalid_token", error_description="{safe}"'
+            code = "invalid_token"
+        super().__init__(401, code, message, headers={"WWW-Authenticate": header})
+
+
+def credential_from_headers(headers: Mapping[str, str]) -> str | None:
+    api_key = headers.get("x-api-key")
+    if api_key:
+        return api_key.strip()
+    authorization = headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+class Authenticator:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        verifier: Auth0Verifier | None,
+        sessions: SessionTokens,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.verifier = verifier
+        self.sessions = sessions
+
+    async def authenticate(self, credential: str | None) -> Principal:
+        if not credential:
+            raise AuthError("Missing credentials: send Authorization: Bearer <token> or x-api-key", missing=True)
+        if credential.startswith("usr_"):
+            return await self._api_key(credential)
+        if credential.startswith(SESSION_PREFIX):
+            return await self._session(credential)
+        return await self._auth0(credential)
+
+    async def _api_key(self, key: str) -> Principal:
+        if len(key) > 256:
+            raise AuthError("Invalid API key")
+        record = await api_keys.find_active_key(self.db, key)
+        if record is None:
+            raise AuthError("Invalid or revoked API key")
+        user = await users.get_user(self.db, record.user_id)
+        if user is None:
+            raise AuthError("Invalid or revoked API key")
+        await api_keys.touch(self.db, record.id)
+        return Principal(user=user, method="api_key", is_admin=user.is_admin, api_key_id=record.id)
+
+    async def _session(self, token: str) -> Principal:
+        user_id = self.sessions.user_id(token)
+        user = await users.get_user(self.db, user_id) if user_id else None
+        if user is None:
+            raise AuthError("Invalid or expired session token")
+        return Principal(user=user, method="session", is_admin=user.is_admin)
+
+    async def _auth0(self, token: str) -> Principal:
+        if self.verifier is None:
+            raise ProviderUnconfigured("auth0", self.settings.providers()["auth0"].missing)
+        try:
+            claims = await self.verifier.verify(token)
+        except TokenError as exc:
+            raise AuthError(f"Invalid or expired authentication token: {exc.description}") from None
+        user = await self._user_for_claims(claims)
+        admin = user.is_admin or self._claims_grant_admin(claims)
+        return Principal(user=user, method="auth0", is_admin=admin, claims=claims, token=token)
+
+    async def _user_for_claims(self, claims: dict[str, Any]) -> User:
+        sub = str(claims["sub"])
+        user = await users.get_user_by_sub(self.db, sub)
+        if user is not None:
+            return user
+        email = claims.get("email") if isinstance(claims.get("email"), str) else None
+        # Never link to an existing account by e-mail: the claim is not proof of owning that account.
+        if email and await users.get_user_by_email(self.db, email) is not None:
+            email = None
+        name = claims.get("name") if isinstance(claims.get("name"), str) else None
+        try:
+            return await users.create_user(self.db, auth0_sub=sub, email=email, name=name)
+        except Exception:
+            # Two first requests raced to create the same user; the other one won.
+            existing = await users.get_user_by_sub(self.db, sub)
+            if existing is None:
+                raise
+            return existing
+
+    def _claims_grant_admin(self, claims: dict[str, Any]) -> bool:
+        permissions = claims.get("permissions")
+        if isinstance(permissions, list) and self.settings.auth0_admin_permission in permissions:
+            return True
+        if self.settings.auth0_role_claim:
+            roles = claims.get(self.settings.auth0_role_claim)
+            if isinstance(roles, str):
+                roles = [roles]
+            if isinstance(roles, list) and "admin" in roles:
+                return True
+        return False

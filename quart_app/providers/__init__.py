@@ -1,0 +1,1 @@
+"""One vendor per module, each built from Settings with its base URL."""
