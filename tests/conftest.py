@@ -55,6 +55,23 @@ def redis_url() -> str:
     return url
 
 
+@pytest.fixture(params=["sqlite+memory", "postgres+redis"])
+async def backend_env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """Environment for an app on the embedded defaults, then on PostgreSQL with Redis-backed counters."""
+    if request.param == "sqlite+memory":
+        yield {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/backend.db"}
+        return
+    base = require_env("TEST_DATABASE_URL")
+    redis = require_env("TEST_REDIS_URL")
+    if not base or not redis:
+        pytest.skip("TEST_DATABASE_URL / TEST_REDIS_URL not set")
+    url = await create_database(base)
+    try:
+        yield {"DATABASE_URL": url, "REDIS_URL": redis}
+    finally:
+        await drop_database(base, url)
+
+
 @pytest.fixture
 def make_app(tmp_path: Path) -> Callable[..., object]:
     """`async with make_app(VAR=value) as (app, client)`: a started in-process app (before_serving ran)."""

@@ -42,7 +42,7 @@ async def enforce_rate_limit(principal: Principal) -> None:
         )
 
 
-def require_auth(*, admin: bool = False, rate_limited: bool = False) -> Callable[[F], F]:
+def require_auth(*, admin: bool = False, rate_limited: bool = True) -> Callable[[F], F]:
     """Authenticate the caller (API key, Auth0 token or PIN session); optionally require admin and meter."""
 
     def decorator(handler: F) -> F:

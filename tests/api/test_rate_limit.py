@@ -1,0 +1,34 @@
+"""Per-key request limits: 429 with Retry-After once the minute's budget is spent, on both backends."""
+
+from __future__ import annotations
+
+from tests.support.users import make_user
+
+
+async def test_rate_limit_per_key(make_app, backend_env) -> None:
+    async with make_app(**backend_env, RATE_LIMIT_PER_MINUTE="3") as (app, client):
+        _, key = await make_user(app)
+        _, other_key = await make_user(app)
+        statuses = [(await client.get("/api/protected/test", headers={"x-api-key": key})).status_code
+                    for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        limited = await client.get("/api/protected/test", headers={"x-api-key": key})
+        assert limited.status_code == 429
+        body = await limited.get_json()
+        assert body["error"] == "rate_limited"
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        assert body["retry_after"] == int(limited.headers["Retry-After"])
+        # Another key has its own budget.
+        assert (await client.get("/api/protected/test", headers={"x-api-key": other_key})).status_code == 200
+
+
+async def test_counters_are_shared_between_app_instances(make_app, backend_env) -> None:
+    """Two app instances on the same Redis share one budget; in memory each has its own."""
+    shared = "REDIS_URL" in backend_env
+    async with make_app(**backend_env, RATE_LIMIT_PER_MINUTE="2") as (app_a, client_a):
+        _, key = await make_user(app_a)
+        async with make_app(**backend_env, RATE_LIMIT_PER_MINUTE="2") as (_, client_b):
+            assert (await client_a.get("/api/protected/test", headers={"x-api-key": key})).status_code == 200
+            assert (await client_b.get("/api/protected/test", headers={"x-api-key": key})).status_code == 200
+            third = await client_b.get("/api/protected/test", headers={"x-api-key": key})
+            assert third.status_code == (429 if shared else 200)
