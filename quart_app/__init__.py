@@ -74,13 +74,21 @@ def create_app(settings: Settings | None = None) -> Quart:
         scalar_ui_path=None,
     )
     register_error_handlers(app)
-    _register_blueprints(app)
+    _register_blueprints(app, settings)
     log.info("app created (%s, %s)", settings.app_env, "sqlite" if settings.is_sqlite else "postgresql")
     return app
 
 
-def _register_blueprints(app: Quart) -> None:
+def _register_blueprints(app: Quart, settings: Settings) -> None:
     from .api import health, identity, keys
+    from .telephony import webhooks
 
     for module in (health, identity, keys):
         app.register_blueprint(module.blueprint)
+    # Twilio and voice-assistant routes also answer under APP_ROUTE_PREFIX so old webhook URLs keep working.
+    for module in (webhooks,):
+        app.register_blueprint(module.blueprint)
+        if settings.app_route_prefix:
+            app.register_blueprint(
+                module.blueprint, url_prefix=settings.app_route_prefix, name=f"{module.blueprint.name}_prefixed"
+            )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Quart, g, jsonify
 from pydantic import ValidationError
+from quart import Quart, g, jsonify
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 

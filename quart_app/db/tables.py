@@ -87,3 +87,18 @@ translations = sa.Table(
     sa.Column("translation", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+calls = sa.Table(
+    "calls",
+    metadata,
+    sa.Column("call_sid", sa.Text, primary_key=True),
+    sa.Column("account_sid", sa.Text),
+    sa.Column("from_number", sa.Text),
+    sa.Column("to_number", sa.Text),
+    sa.Column("direction", sa.Text),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("sequence", sa.Integer, nullable=False),
+    sa.Column("duration_s", sa.Integer),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

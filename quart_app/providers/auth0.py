@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -25,7 +24,7 @@ class Auth0Client:
                     text = await response.text()
                     raise ProviderFailed("auth0", response.status, f"HTTP {response.status} {text}")
                 data = await response.json(content_type=None)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise ProviderTimeout("auth0", self.timeout) from None
         except aiohttp.ClientError as exc:
             raise ProviderFailed("auth0", None, f"{type(exc).__name__}: {exc}") from None

@@ -1,0 +1,1 @@
+"""Twilio: webhooks, TwiML builders and the Media Streams route."""

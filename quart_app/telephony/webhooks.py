@@ -1,0 +1,48 @@
+"""Twilio webhooks. Every route here is signature-checked."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Blueprint, request
+
+from ..db import calls
+from ..errors import APIError
+from ..runtime import runtime
+from .guards import twilio_webhook
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("twilio", __name__)
+
+CALL_STATUSES = {"queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed", "no-answer",
+                 "canceled"}
+
+
+@blueprint.post("/twilio/status")
+@twilio_webhook
+async def call_status():  # type: ignore[no-untyped-def]
+    """Call status callback: records the call's latest state. Answers 204 (Twilio ignores the body)."""
+    form = await request.form
+    call_sid = form.get("CallSid", "")
+    status = form.get("CallStatus", "")
+    if not call_sid.startswith("CA") or len(call_sid) != 34 or status not in CALL_STATUSES:
+        raise APIError(400, "invalid_callback", "CallSid and a known CallStatus are required.")
+    try:
+        sequence = int(form.get("SequenceNumber", "0"))
+        duration = int(form["CallDuration"]) if form.get("CallDuration") else None
+    except ValueError:
+        raise APIError(400, "invalid_callback", "SequenceNumber and CallDuration must be integers.") from None
+    await calls.record_status(
+        runtime().database(),
+        call_sid=call_sid,
+        status=status,
+        sequence=sequence,
+        account_sid=form.get("AccountSid"),
+        from_number=form.get("From"),
+        to_number=form.get("To"),
+        direction=form.get("Direction"),
+        duration_s=duration,
+    )
+    log.info("call %s is %s", call_sid, status)
+    return "", 204
