@@ -193,7 +193,7 @@ class FakeAuth0(FakeService):
         def part(value: dict[str, Any]) -> str:
             return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
 
-        return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(body)}."
+        return f"{part({'alg': 'none', 'typ': 'JWT', 'kid': self.current_kid})}.{part(body)}."
 
     def verify(self, token: str) -> dict[str, Any]:
         """Claims of a token this tenant signed with a published key; raises JWTError otherwise."""
