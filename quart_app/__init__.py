@@ -16,7 +16,7 @@ from .lifecycle import serving
 from .logging_setup import configure_logging
 from .runtime import Runtime
 from .settings import Settings
-from .sockets.server import build_socketio
+from .sockets.server import build_socketio, register_namespaces
 from .version import VERSION
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     rt = Runtime(settings=settings, sio=sio, secret_key=app.secret_key)
     app.extensions["runtime"] = rt
     app.extensions["socketio"] = sio
+    register_namespaces(sio, rt)
 
     @app.while_serving
     async def lifespan() -> AsyncIterator[None]:

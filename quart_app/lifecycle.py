@@ -72,7 +72,9 @@ def _build_auth(rt: Runtime) -> None:
     if settings.auth0_url:
         rt.auth0 = Auth0Client(settings.auth0_url, settings.auth0_request_timeout, rt.http)
     if rt.auth0 is not None and settings.auth0_issuer and settings.auth0_audience:
-        rt.verifier = Auth0Verifier(rt.auth0, settings.auth0_issuer, settings.auth0_audience)
+        rt.verifier = Auth0Verifier(
+            rt.auth0, settings.auth0_issuer, settings.auth0_audience, min_refetch_s=settings.auth0_jwks_min_refresh_s
+        )
     if settings.allow_insecure_session_auth:
         log.warning("SECURITY WARNING: ALLOW_INSECURE_SESSION_AUTH=true enables /mobile-auth, which signs "
                     "users in without any secret. Never enable it on a public deployment.")
@@ -129,7 +131,22 @@ async def drain(rt: Runtime) -> None:
         for sid in sids:
             with contextlib.suppress(Exception):
                 await rt.sio.disconnect(sid, namespace=namespace, ignore_queue=True)
+    _stop_websocket_keepalive_pings()
     log.info("drained Socket.IO clients")
+
+
+def _stop_websocket_keepalive_pings() -> None:
+    """Let hypercorn finish closed WebSocket connections now instead of at their next keep-alive ping.
+
+    Hypercorn (0.18) runs one `WSStream._send_pings` task per WebSocket when websocket_ping_interval is
+    set; it notices a closed socket only when its sleep ends, and the connection's task waits for it.
+    Shutdown waits for connection tasks, so each WebSocket open in the last interval (20 s, as long as
+    graceful_timeout) held the process for up to the whole interval. While shutting down the pings are
+    useless, and cancelling them is clean: a task group ignores children that were cancelled.
+    """
+    for task in asyncio.all_tasks():
+        if getattr(task.get_coro(), "__qualname__", "") == "WSStream._send_pings":
+            task.cancel()
 
 
 def _install_drain_on_sigterm(rt: Runtime) -> None:

@@ -114,6 +114,7 @@ class Settings:
     auth0_base_url: str | None = None
     auth0_role_claim: str | None = None
     auth0_admin_permission: str = "admin"
+    auth0_jwks_min_refresh_s: float = 10.0
     rate_limit_per_minute: int = 100
     pin_max_attempts: int = 5
     pin_lockout_seconds: int = 900
@@ -166,6 +167,7 @@ class Settings:
             "auth0_base_url": reader.url("AUTH0_BASE_URL", schemes=("https", "http"), strip_slash=True),
             "auth0_role_claim": reader.text("AUTH0_ROLE_CLAIM"),
             "auth0_admin_permission": reader.text("AUTH0_ADMIN_PERMISSION") or "admin",
+            "auth0_jwks_min_refresh_s": reader.number("AUTH0_JWKS_MIN_REFRESH_S", 10.0, minimum=0.1),
             "rate_limit_per_minute": reader.integer("RATE_LIMIT_PER_MINUTE", 100, minimum=1),
             "pin_max_attempts": reader.integer("PIN_MAX_ATTEMPTS", 5, minimum=1, maximum=100),
             "pin_lockout_seconds": reader.integer("PIN_LOCKOUT_SECONDS", 900, minimum=1),

@@ -6,6 +6,7 @@ import logging
 
 import socketio
 
+from ..runtime import Runtime
 from ..settings import Settings
 from .system import SystemNamespace
 
@@ -32,8 +33,12 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
         logger=logging.getLogger("socketio.server"),
         engineio_logger=logging.getLogger("engineio.server"),
     )
-    sio.register_namespace(SystemNamespace("/", settings))
     return sio
+
+
+def register_namespaces(sio: socketio.AsyncServer, rt: Runtime) -> None:
+    """One AsyncNamespace per file; each gets the Runtime (there is no Quart app context in handlers)."""
+    sio.register_namespace(SystemNamespace("/", rt))
 
 
 def connection_counts(sio: socketio.AsyncServer) -> dict[str, int]:

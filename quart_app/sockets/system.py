@@ -12,18 +12,30 @@ from typing import Any
 
 import socketio
 
-from ..settings import Settings
+from ..runtime import Runtime
 from ..version import VERSION
+from .handshake import authenticate_handshake
 
 
 class SystemNamespace(socketio.AsyncNamespace):
-    def __init__(self, namespace: str, settings: Settings) -> None:
+    """Open to anonymous clients; a client that sends `auth: {token}` must send a valid one."""
+
+    def __init__(self, namespace: str, rt: Runtime) -> None:
         super().__init__(namespace)
-        self.settings = settings
+        self.rt = rt
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        await self.save_session(sid, {"connected_at": time.time()})
+        principal = await authenticate_handshake(self.rt, auth, required=False)
+        await self.save_session(
+            sid, {"connected_at": time.time(), "user_id": principal.user.id if principal else None}
+        )
 
     async def on_ping_server(self, sid: str, data: Any = None) -> dict[str, Any]:
         """Ack with the serving instance and server time; clients measure round trips with it."""
-        return {"instance": self.settings.instance_id, "version": VERSION, "server_time": time.time()}
+        session = await self.get_session(sid)
+        return {
+            "instance": self.rt.settings.instance_id,
+            "version": VERSION,
+            "server_time": time.time(),
+            "user_id": session.get("user_id"),
+        }
