@@ -86,9 +86,9 @@ def _ffprobe_duration(data: bytes) -> float | None:
 
 
 def probe(data: bytes) -> tuple[str, float]:
-    """(format, duration seconds) of `data`; raises CorruptAudio or returns format None-free results only.
+    """(format, duration in seconds) of `data`.
 
-    Raises ValueError (not CorruptAudio) when the container is unknown.
+    Raises CorruptAudio when a known container cannot be decoded, plain ValueError when it is unknown.
     """
     fmt = sniff_format(data)
     if fmt is None:

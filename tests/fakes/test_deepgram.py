@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 from aiohttp import web
@@ -152,3 +153,18 @@ async def test_callback_gets_the_result_posted(deepgram_fake, wav):
     assert response.request_id == receiver.received[0]["metadata"]["request_id"]
     assert deepgram_fake.callbacks[0][1] == 200
     assert receiver.requests[0].header("dg-token") == deepgram_fake.api_key
+
+
+async def test_readme_recipe_with_explicit_environment(deepgram_fake, wav):
+    from deepgram.environment import DeepgramClientEnvironment
+
+    base = deepgram_fake.base_url
+    ws = base.replace("http", "ws", 1)
+    api = AsyncDeepgramClient(
+        api_key=deepgram_fake.api_key, max_retries=0,
+        environment=DeepgramClientEnvironment(base=base, production=ws, agent=ws, agent_rest=base),
+    )
+    response = await api.listen.v1.media.transcribe_file(request=wav, model="nova-3")
+    assert deepgram_fake.requests[-1].header("x-deepgram-session-id")
+    assert deepgram_fake.requests[-1].path == "/v1/listen"
+    assert response.metadata.sha256 == hashlib.sha256(wav).hexdigest()

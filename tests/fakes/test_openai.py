@@ -86,8 +86,12 @@ async def test_upload_over_the_limit_is_413(wav):
         assert ok.text
 
 
-async def test_real_limit_is_25_mib():
-    assert FakeOpenAI().max_request_bytes == 26_214_400
+async def test_default_limit_is_the_real_25_mib(openai_fake, wav):
+    assert openai_fake.max_request_bytes == 26_214_400
+    padded = wav + b"\0" * (26_214_400 - len(wav))  # a WAV with trailing junk, just over 25 MiB with the form
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client(openai_fake).audio.transcriptions.create(model="whisper-1", file=("big.wav", padded))
+    assert caught.value.status_code == 413 and caught.value.body["type"] == "server_error"
 
 
 @pytest.mark.parametrize(
@@ -223,3 +227,11 @@ async def test_per_request_delays_answer_out_of_order(openai_fake):
         await asyncio.sleep(0.05)  # fix the arrival order so each request takes its own delay
     await asyncio.gather(*tasks)
     assert finished == ["chunk 1", "chunk 2", "chunk 0"]
+
+
+async def test_sdk_picks_up_the_environment_variables(openai_fake, monkeypatch, wav):
+    monkeypatch.setenv("OPENAI_API_KEY", openai_fake.api_key)
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_fake.base_url + "/v1")
+    result = await AsyncOpenAI(max_retries=0).audio.transcriptions.create(model="whisper-1", file=("a.wav", wav))
+    assert result.text.startswith("Fake transcript")
+    assert openai_fake.requests[-1].path == "/v1/audio/transcriptions"
