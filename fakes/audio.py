@@ -60,7 +60,7 @@ def wav_duration(data: bytes) -> float:
         chunk_id = data[offset : offset + 4]
         (size,) = struct.unpack("<I", data[offset + 4 : offset + 8])
         body = offset + 8
-        if chunk_id == b"fmt " and size >= 16:
+        if chunk_id == b"fmt " and size >= 16 and body + 16 <= len(data):
             byte_rate = struct.unpack("<I", data[body + 8 : body + 12])[0]
         elif chunk_id == b"data":
             # Streamed WAVs write 0 or 0xFFFFFFFF as the data size; trust what actually arrived.

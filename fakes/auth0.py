@@ -131,7 +131,11 @@ class FakeAuth0(FakeService):
             self.key(kid).retired = True
 
     def key(self, kid: str) -> SigningKey:
-        return next(k for k in self._keys if k.kid == kid)
+        """The tenant key named `kid`, published or retired; KeyError for kids it never had."""
+        for signing in self._keys:
+            if signing.kid == kid:
+                return signing
+        raise KeyError(f"no tenant key with kid {kid!r}; pass key= to sign with a foreign key")
 
     @property
     def current_kid(self) -> str:
