@@ -14,6 +14,8 @@ from quart_schema import QuartSchema
 from .errors import register_error_handlers
 from .lifecycle import serving
 from .logging_setup import configure_logging
+from .media.limits import LimitedRequest
+from .providers.registry import build_providers
 from .runtime import Runtime
 from .settings import Settings
 from .sockets.server import build_socketio, register_namespaces
@@ -27,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     configure_logging(settings)
     app = Quart(__name__)
+    app.request_class = LimitedRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.secret_key = settings.secret_key.get() if settings.secret_key else secrets.token_hex(32)
@@ -42,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         )
 
     sio = build_socketio(settings)
-    rt = Runtime(settings=settings, sio=sio, secret_key=app.secret_key)
+    rt = Runtime(settings=settings, sio=sio, secret_key=app.secret_key, providers=build_providers(settings))
     app.extensions["runtime"] = rt
     app.extensions["socketio"] = sio
     register_namespaces(sio, rt)
@@ -81,10 +84,10 @@ def create_app(settings: Settings | None = None) -> Quart:
 
 
 def _register_blueprints(app: Quart, settings: Settings) -> None:
-    from .api import health, identity, keys
+    from .api import health, identity, keys, transcriptions, translations, usage
     from .telephony import webhooks
 
-    for module in (health, identity, keys):
+    for module in (health, identity, keys, transcriptions, translations, usage):
         app.register_blueprint(module.blueprint)
     # Twilio and voice-assistant routes also answer under APP_ROUTE_PREFIX so old webhook URLs keep working.
     for module in (webhooks,):

@@ -58,6 +58,8 @@ async def serving(rt: Runtime) -> AsyncIterator[None]:
         if rt.redis is not None:
             with contextlib.suppress(Exception):
                 await rt.redis.aclose()
+        with contextlib.suppress(Exception):
+            await rt.providers.close()
         await rt.http.close()
         log.info("shutdown complete")
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .auth.rate_limit import RateLimiter
     from .auth.sessions import SessionTokens
     from .providers.auth0 import Auth0Client
+    from .providers.registry import Providers
 
 
 @dataclass
@@ -37,6 +38,7 @@ class Runtime:
     sessions: SessionTokens | None = None
     auth0: Auth0Client | None = None
     verifier: Auth0Verifier | None = None
+    providers: Providers = None  # type: ignore[assignment]  # set in create_app
     started_at: float = field(default_factory=time.monotonic)
     draining: bool = False
     secret_key: str = ""

@@ -23,6 +23,15 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./data/app.db"
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "your-secret-key", "xxx"}
 
 
+# USD list prices used for usage_logs.cost_usd; override any of them with PRICES="name=value,...".
+DEFAULT_PRICES: dict[str, float] = {
+    "deepgram_per_minute": 0.0043,
+    "openai_transcribe_per_minute": 0.006,
+    "openai_translate_per_1k_chars": 0.0006,
+    "deepseek_translate_per_1k_chars": 0.0002,
+}
+
+
 class SettingsError(Exception):
     """Every invalid or missing variable, named in one message."""
 
@@ -139,6 +148,7 @@ class Settings:
     twilio_validate_signatures: bool = True
 
     allow_insecure_session_auth: bool = False
+    prices: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -188,6 +198,7 @@ class Settings:
             "twilio_api_base_url": reader.url("TWILIO_API_BASE_URL", schemes=("https", "http"), strip_slash=True),
             "twilio_stream_url": reader.url("TWILIO_STREAM_URL", schemes=("wss", "ws"), strip_slash=True),
             "allow_insecure_session_auth": reader.boolean("ALLOW_INSECURE_SESSION_AUTH", False),
+            "prices": reader.parsed("PRICES", _prices, dict(DEFAULT_PRICES)),
         }
         values["log_format"] = reader.choice(
             "LOG_FORMAT", LOG_FORMATS, "json" if values["app_env"] == "production" else "text"
@@ -252,6 +263,22 @@ def _redacted(name: str, value: Any) -> Any:
     if name in ("database_url", "redis_url") and isinstance(value, str):
         return redact_url(value)
     return value
+
+
+def _prices(value: str) -> dict[str, float]:
+    prices = dict(DEFAULT_PRICES)
+    for item in value.split(","):
+        name, sep, number = item.partition("=")
+        name = name.strip()
+        if not sep or name not in DEFAULT_PRICES:
+            raise ValueError(f"entries must be name=value with name in {', '.join(DEFAULT_PRICES)} (got {item!r})")
+        try:
+            prices[name] = float(number)
+        except ValueError:
+            raise ValueError(f"{name} must be a number (got {number!r})") from None
+        if prices[name] < 0:
+            raise ValueError(f"{name} must not be negative")
+    return prices
 
 
 def _route_prefix(value: str) -> str:

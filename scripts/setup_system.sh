@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # System packages and npm modules the tests use; installs only what is missing.
+#   node/npm: the official socket.io-client test   espeak-ng/sox: spoken fixtures
+#   ffmpeg/ffprobe: media probing and extraction   chromium: page tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-command -v node >/dev/null || need+=(nodejs npm)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+command -v espeak-ng >/dev/null || need+=(espeak-ng)
+command -v sox >/dev/null || need+=(sox)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ]; then
+    echo "installing system packages: ${need[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
     echo "missing system packages: ${need[*]} (install them with apt-get)" >&2

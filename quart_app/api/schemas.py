@@ -68,3 +68,111 @@ class ApiKeyListOut(BaseModel):
 
 class MobileAuthIn(BaseModel):
     email: str = Field(min_length=3, max_length=320)
+
+
+class TranscriptionUpload(BaseModel):
+    """multipart/form-data: the audio file in `audio`, optional `language` (ISO-639-1, e.g. en)."""
+
+    audio: str = Field(json_schema_extra={"format": "binary"},
+                       description="wav, mp3, webm, ogg, m4a or flac; the type is read from the content")
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+
+class ProcessingInfo(BaseModel):
+    model: str
+    latency_ms: int
+
+
+class TranscriptionOut(BaseModel):
+    id: str
+    transcript: str
+    language: str | None
+    duration_s: float | None
+    provider: str
+    processing_info: ProcessingInfo
+
+
+class SegmentOut(BaseModel):
+    start: float
+    end: float
+    text: str
+
+
+class StoredTranscriptionOut(BaseModel):
+    id: str
+    transcript: str
+    language: str | None
+    duration_s: float | None
+    provider: str
+    model: str | None
+    source: str
+    filename: str | None
+    created_at: float
+    segments: list[SegmentOut] | None = None
+
+
+class PageQuery(BaseModel):
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+    q: str | None = Field(default=None, max_length=200, description="full-text search (transcriptions only)")
+
+
+class TranscriptionPage(BaseModel):
+    items: list[StoredTranscriptionOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class TranslationIn(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000)
+    target_language: str = Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    source_language: str | None = Field(default=None, min_length=2, max_length=35,
+                                        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+class TranslationOut(BaseModel):
+    id: str
+    translation: str
+    provider: str
+    model: str
+
+
+class StoredTranslationOut(BaseModel):
+    id: str
+    provider: str
+    model: str | None
+    source_language: str | None
+    target_language: str
+    text: str
+    translation: str
+    created_at: float
+
+
+class TranslationPage(BaseModel):
+    items: list[StoredTranslationOut]
+    total: int
+    limit: int
+    offset: int
+    next_offset: int | None
+
+
+class UsageQuery(BaseModel):
+    month: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, default this month")
+
+
+class UsageService(BaseModel):
+    service: str
+    requests: int
+    audio_seconds: float
+    characters: int
+    cost_usd: float
+    duration_ms: int
+
+
+class UsageOut(BaseModel):
+    month: str
+    services: list[UsageService]
+    total_cost_usd: float
+    total_requests: int

@@ -1,0 +1,108 @@
+"""Audio in, text out: POST /transcriptions/{deepgram,whisper}, and the caller's transcription history."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from quart import Blueprint, g
+from quart_schema import DataSource, document_request, validate_querystring, validate_response
+
+from ..auth.guards import current_principal, require_auth
+from ..db import transcriptions, usage
+from ..errors import APIError
+from ..media.uploads import receive_audio
+from ..metering import transcription_cost
+from ..runtime import runtime
+from .schemas import PageQuery, StoredTranscriptionOut, TranscriptionOut, TranscriptionPage, TranscriptionUpload
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("transcriptions", __name__)
+
+ROUTE_PROVIDERS = {"deepgram": "deepgram", "whisper": "openai"}
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+
+@blueprint.post("/transcriptions/<any(deepgram, whisper):route>")
+@document_request(TranscriptionUpload, source=DataSource.FORM_MULTIPART)
+@validate_response(TranscriptionOut)
+@require_auth()
+async def transcribe(route: str):  # type: ignore[no-untyped-def]
+    """Transcribe one uploaded audio file with Deepgram or OpenAI (whisper); stored and metered."""
+    rt = runtime()
+    provider_name = ROUTE_PROVIDERS[route]
+    transcriber = rt.providers.transcriber(provider_name)  # 503 before reading a byte of upload
+    upload, fields = await receive_audio("audio", rt.settings.max_upload_bytes)
+    try:
+        language = (fields.get("language") or "").strip() or None
+        if language is not None and not _LANGUAGE.match(language):
+            raise APIError(400, "validation_error", "language must be an ISO-639-1 code such as en or pt-BR.",
+                           extra={"fields": {"language": "invalid language code"}})
+        started = time.perf_counter()
+        try:
+            result = await transcriber.transcribe(upload, language)
+        except APIError as exc:
+            log.warning("transcription via %s failed (request_id=%s): %s %s", provider_name,
+                        getattr(g, "request_id", None), exc.status, exc.message)
+            raise
+        latency_ms = int((time.perf_counter() - started) * 1000)
+    finally:
+        upload.close()
+
+    principal = current_principal()
+    db = rt.database()
+    async with db.transaction():
+        record = await transcriptions.create(
+            db, user_id=principal.user.id, provider=provider_name, transcript=result.text, model=result.model,
+            language=result.language, duration_s=result.duration_s, segments=result.segments,
+            source="upload", filename=upload.filename,
+        )
+        await usage.record(
+            db, user_id=principal.user.id, service=f"transcription.{provider_name}",
+            endpoint=f"/transcriptions/{route}", request_id=getattr(g, "request_id", None), duration_ms=latency_ms,
+            audio_seconds=result.duration_s, cost_usd=transcription_cost(rt.settings, provider_name,
+                                                                         result.duration_s),
+        )
+    return TranscriptionOut(
+        id=record.id, transcript=record.transcript, language=record.language, duration_s=record.duration_s,
+        provider=provider_name, processing_info={"model": result.model, "latency_ms": latency_ms},
+    )
+
+
+@blueprint.get("/api/transcriptions")
+@validate_querystring(PageQuery)
+@validate_response(TranscriptionPage)
+@require_auth()
+async def list_transcriptions(query_args: PageQuery):  # type: ignore[no-untyped-def]
+    """The caller's transcriptions, newest first; `q` filters by full-text search."""
+    items, total = await transcriptions.list_owned(
+        runtime().database(), current_principal().user.id, limit=query_args.limit, offset=query_args.offset,
+        search=query_args.q,
+    )
+    following = query_args.offset + len(items)
+    return TranscriptionPage(
+        items=[i.public(with_segments=False) for i in items], total=total, limit=query_args.limit,
+        offset=query_args.offset, next_offset=following if following < total else None,
+    )
+
+
+@blueprint.get("/api/transcriptions/<transcription_id>")
+@validate_response(StoredTranscriptionOut)
+@require_auth()
+async def get_transcription(transcription_id: str):  # type: ignore[no-untyped-def]
+    """One of the caller's transcriptions with its segments; 404 for anyone else's."""
+    record = await transcriptions.get_owned(runtime().database(), current_principal().user.id, transcription_id)
+    if record is None:
+        raise APIError(404, "not_found", "No such transcription.")
+    return StoredTranscriptionOut(**record.public())
+
+
+@blueprint.delete("/api/transcriptions/<transcription_id>")
+@require_auth()
+async def delete_transcription(transcription_id: str):  # type: ignore[no-untyped-def]
+    """Delete one of the caller's transcriptions (usage records stay for billing)."""
+    if not await transcriptions.delete_owned(runtime().database(), current_principal().user.id, transcription_id):
+        raise APIError(404, "not_found", "No such transcription.")
+    return "", 204

@@ -1,0 +1,31 @@
+"""GET /api/usage: the caller's metered usage for one month, by service."""
+
+from __future__ import annotations
+
+import time
+
+from quart import Blueprint
+from quart_schema import validate_querystring, validate_response
+
+from ..auth.guards import current_principal, require_auth
+from ..db import usage
+from ..runtime import runtime
+from .schemas import UsageOut, UsageQuery
+
+blueprint = Blueprint("usage", __name__)
+
+
+@blueprint.get("/api/usage")
+@validate_querystring(UsageQuery)
+@validate_response(UsageOut)
+@require_auth()
+async def monthly_usage(query_args: UsageQuery):  # type: ignore[no-untyped-def]
+    """Requests, audio seconds, characters and cost per service for `month` (UTC, YYYY-MM)."""
+    month = query_args.month or time.strftime("%Y-%m", time.gmtime())
+    from ..errors import APIError
+
+    try:
+        summary = await usage.monthly_summary(runtime().database(), current_principal().user.id, month)
+    except ValueError as exc:
+        raise APIError(400, "validation_error", str(exc), extra={"fields": {"month": str(exc)}}) from None
+    return UsageOut(**summary)

@@ -1,0 +1,1 @@
+"""Uploaded media: receiving, validating and spooling files to disk."""
