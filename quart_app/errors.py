@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
+from redis import exceptions as redis_exceptions
 from pydantic import ValidationError
 from quart import Quart, g, jsonify
 from quart_schema import RequestSchemaValidationError
@@ -80,9 +82,25 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def handle_unexpected(error: Exception):  # type: ignore[no-untyped-def]
+        outage = _dependency_outage(error)
+        if outage is not None:
+            code, message = outage
+            log.error("%s (request_id=%s): %s", code, _request_id(), type(error).__name__)
+            body = {"error": code, "message": message, "request_id": _request_id()}
+            return jsonify(body), 503, {"Retry-After": "5"}
         log.exception("unhandled error (request_id=%s)", _request_id())
         body = {"error": "internal_error", "message": "An internal error occurred.", "request_id": _request_id()}
         return jsonify(body), 500
+
+
+def _dependency_outage(error: BaseException) -> tuple[str, str] | None:
+    """Connection-level failures of Redis or the database (refused, reset, pool closed), not query bugs."""
+    if isinstance(error, (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError)):
+        return "message_queue_unavailable", "Redis is not reachable right now."
+    if isinstance(error, (ConnectionError, TimeoutError, asyncpg.exceptions.PostgresConnectionError,
+                          asyncpg.exceptions.InterfaceError)):
+        return "database_unavailable", "The database is not reachable right now."
+    return None
 
 
 def _describe_validation(error: Exception) -> dict[str, Any]:

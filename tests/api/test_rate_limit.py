@@ -32,3 +32,14 @@ async def test_counters_are_shared_between_app_instances(make_app, backend_env) 
             assert (await client_b.get("/api/protected/test", headers={"x-api-key": key})).status_code == 200
             third = await client_b.get("/api/protected/test", headers={"x-api-key": key})
             assert third.status_code == (429 if shared else 200)
+
+
+async def test_redis_outage_fails_open_for_rate_limits_and_closed_for_pins(make_app) -> None:
+    """With Redis unreachable the API keeps serving (no rate limit), but PIN sign-in refuses clearly."""
+    async with make_app(REDIS_URL="redis://127.0.0.1:1/0") as (app, client):
+        user, key = await make_user(app, pin="2468")
+        response = await client.get("/api/protected/test", headers={"x-api-key": key})
+        assert response.status_code == 200
+        pin = await client.post("/api/auth/pin", json={"email": user.email, "pin": "2468"})
+        assert pin.status_code == 503
+        assert (await pin.get_json())["error"] == "message_queue_unavailable"
