@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 import asyncpg
-from redis import exceptions as redis_exceptions
 from pydantic import ValidationError
 from quart import Quart, g, jsonify
 from quart_schema import RequestSchemaValidationError
+from redis import exceptions as redis_exceptions
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
