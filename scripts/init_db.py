@@ -174,10 +174,18 @@ async def read_status(db: Database) -> Status:
 
 
 async def upgrade(db: Database) -> None:
-    """Apply what is missing and say so; never drops anything."""
-    applied = await migrations.upgrade(db)
-    for migration in applied:
-        print(f"applied migration {migration.version}: {migration.name}")
+    """Apply what is missing, one migration at a time so a failure names its migration; never drops."""
+    applied = []
+    for migration in await migrations.pending(db):
+        try:
+            # Each step is its own transaction: a failed migration leaves the earlier ones applied.
+            done = await migrations.upgrade(db, target=migration.version)
+        except Exception as exc:
+            reason = scrub(f"{type(exc).__name__}: {exc}", str(db.url))
+            raise Failure(f"migration {migration.version} ({migration.name}) failed, not applied: {reason}") from None
+        for step in done:  # empty when another instance applied it first
+            print(f"applied migration {step.version}: {step.name}")
+        applied.extend(done)
     current, latest = await migrations.current_version(db), migrations.latest_version()
     if applied:
         print(f"schema now at version {current}")

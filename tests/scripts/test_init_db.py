@@ -208,6 +208,22 @@ async def test_safe_upgrades_version_1_and_keeps_rows_searchable(db_url: str) ->
         assert [row[0] for row in found] == ["tr_old"]
 
 
+async def test_failed_migration_is_named_and_leaves_the_earlier_version(db_url: str) -> None:
+    async with opened(db_url) as db:
+        await migrations.upgrade(db, target=1)
+        # Something already in the way of migration 2 (as a hand-made change in production might be).
+        if dialect(db) == "sqlite":
+            await db.execute("CREATE TABLE transcriptions_fts (x TEXT)")
+        else:
+            await db.execute("ALTER TABLE transcriptions ADD COLUMN search TEXT")
+
+    result = await run(db_url, "--safe")
+    assert result.returncode == 1
+    assert "migration 2 (transcript_search) failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (await schema(db_url))[0] == 1
+
+
 async def test_force_resets_only_this_services_tables(db_url: str) -> None:
     assert (await run(db_url, "test-user", "--email", "gone@example.com")).returncode == 0
     async with opened(db_url) as db:
