@@ -50,3 +50,16 @@ async def websocket_signature_ok() -> bool:
     full_path = websocket.full_path if websocket.query_string else websocket.path
     url = websocket_url(public_url(settings, websocket.scheme, websocket.host, full_path, websocket.headers))
     return signature_valid(settings.twilio_auth_token.get(), url, {}, websocket.headers)
+
+
+async def refuse_unsigned_stream() -> bool:
+    """Accept the upgrade and close it with 1008 when the signature is bad. True when it was refused.
+
+    Closing before accept would make the server answer the upgrade with a bare HTTP 403; Twilio logs a
+    close code, so the socket is accepted first and closed with 1008 (policy violation).
+    """
+    if await websocket_signature_ok():
+        return False
+    await websocket.accept()
+    await websocket.close(1008, "invalid X-Twilio-Signature")
+    return True
