@@ -1,98 +1,20 @@
-"""The voice backend: one Quart app, with python-socketio mounted around it in `asgi.py`."""
+"""The voice backend: one Quart app, with python-socketio mounted around it in `asgi.py`.
+
+`create_app` lives in `quart_app.app`; it is re-exported lazily so that light users of the package
+(`scripts/init_db.py`, the db modules) don't pay for importing Quart, Socket.IO and the provider SDKs.
+"""
 
 from __future__ import annotations
 
-import logging
-import secrets
-import uuid
-from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
-from quart import Quart, Response, g, request
-from quart_cors import cors
-from quart_schema import QuartSchema
+if TYPE_CHECKING:  # pragma: no cover
+    from quart import Quart
 
-from .errors import register_error_handlers
-from .lifecycle import serving
-from .logging_setup import configure_logging
-from .media.limits import LimitedRequest
-from .providers.registry import build_providers
-from .runtime import Runtime
-from .settings import Settings
-from .sockets.server import build_socketio, register_namespaces
-from .version import VERSION
-
-log = logging.getLogger(__name__)
+    from .settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Quart:
-    """Build the Quart app and its Socket.IO server. Resources open in `while_serving`, not here."""
-    settings = settings or Settings.from_env()
-    configure_logging(settings)
-    app = Quart(__name__)
-    app.request_class = LimitedRequest
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
-    app.config["JSON_SORT_KEYS"] = False
-    app.secret_key = settings.secret_key.get() if settings.secret_key else secrets.token_hex(32)
-    if settings.cors_origins:
-        # Credentials only with an explicit list: browsers reject credentialed "*" and so do we.
-        wildcard = settings.cors_origins == ("*",)
-        app = cors(
-            app,
-            allow_origin="*" if wildcard else list(settings.cors_origins),
-            allow_credentials=not wildcard,
-            allow_headers=["Authorization", "Content-Type", "x-api-key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
-        )
+    from .app import create_app as factory
 
-    sio = build_socketio(settings)
-    rt = Runtime(settings=settings, sio=sio, secret_key=app.secret_key, providers=build_providers(settings))
-    app.extensions["runtime"] = rt
-    app.extensions["socketio"] = sio
-    register_namespaces(sio, rt)
-
-    @app.while_serving
-    async def lifespan() -> AsyncIterator[None]:
-        async with serving(rt):
-            yield
-
-    @app.before_request
-    async def assign_request_id() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
-
-    @app.after_request
-    async def add_request_id(response: Response) -> Response:
-        response.headers["X-Request-ID"] = getattr(g, "request_id", "")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        return response
-
-    QuartSchema(
-        app,
-        info={"title": "Voice backend API", "version": VERSION},
-        security_schemes={
-            "bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT (Auth0) or vst_ session token"},
-            "apiKey": {"type": "apiKey", "in_": "header", "name": "x-api-key"},
-        },
-        security=[{"bearer": []}, {"apiKey": []}],
-        redoc_ui_path=None,
-        scalar_ui_path=None,
-    )
-    register_error_handlers(app)
-    _register_blueprints(app, settings)
-    log.info("app created (%s, %s)", settings.app_env, "sqlite" if settings.is_sqlite else "postgresql")
-    return app
-
-
-def _register_blueprints(app: Quart, settings: Settings) -> None:
-    from .api import health, identity, keys, transcriptions, translations, usage
-    from .telephony import webhooks
-
-    for module in (health, identity, keys, transcriptions, translations, usage):
-        app.register_blueprint(module.blueprint)
-    # Twilio and voice-assistant routes also answer under APP_ROUTE_PREFIX so old webhook URLs keep working.
-    for module in (webhooks,):
-        app.register_blueprint(module.blueprint)
-        if settings.app_route_prefix:
-            app.register_blueprint(
-                module.blueprint, url_prefix=settings.app_route_prefix, name=f"{module.blueprint.name}_prefixed"
-            )
+    return factory(settings)

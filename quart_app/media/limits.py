@@ -3,18 +3,35 @@
 Quart checks the declared Content-Length up front, but a chunked upload has none, and its streaming
 body only measures what is buffered, not what has gone by. Counting here keeps a client from filling
 the disk with an endless chunked upload.
+
+It also applies backpressure. Quart's receiver task appends every ASGI body message as soon as hypercorn
+delivers it, whatever the consumer's pace, so while the multipart parser spools to disk the unread
+bytes pile up in the body buffer (tens of MB for a 100 MB upload on loopback). LimitedASGIHTTPConnection
+stops receiving while a streaming consumer has HIGH_WATER bytes unread; hypercorn's bounded app queue
+then stops reading the socket and TCP slows the client. A consumer that awaits the whole body
+(`await request.get_data()`, JSON) turns backpressure off, since it reads nothing until the end.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Generator
+from typing import Any
+
+from quart.asgi import ASGIHTTPConnection
 from quart.wrappers.request import Body, Request
 from werkzeug.exceptions import RequestEntityTooLarge
+
+HIGH_WATER = 1024 * 1024  # unread bytes at which the receiver pauses (bounded further by hypercorn's queue)
 
 
 class CountingBody(Body):
     def __init__(self, expected_content_length: int | None, max_content_length: int | None) -> None:
         super().__init__(expected_content_length, max_content_length)
         self._total = 0
+        self._drained = asyncio.Event()  # set: the receiver may append more
+        self._drained.set()
+        self._unbounded = False  # True once someone awaits the whole body
 
     def append(self, data: bytes) -> None:
         self._total += len(data)
@@ -23,8 +40,48 @@ class CountingBody(Body):
                 self._must_raise = RequestEntityTooLarge()
                 self._data.clear()
                 self.set_complete()
+                self._drained.set()  # keep receiving (and discarding) so the client sees the 413
             return
         super().append(data)
+        if len(self._data) >= HIGH_WATER and not self._unbounded and self._must_raise is None:
+            self._drained.clear()
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await super().__anext__()
+        except StopAsyncIteration:
+            # Body.__anext__ checks _must_raise only before waiting: a limit hit while the reader waited
+            # would look like a normal end of body (a truncated form and a misleading 400).
+            if self._must_raise is not None:
+                raise self._must_raise from None
+            raise
+        finally:
+            self._drained.set()  # the buffer was handed out (or the body ended)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        self._unbounded = True
+        self._drained.set()
+        return (yield from super().__await__())
+
+    async def wait_drained(self) -> None:
+        await self._drained.wait()
+
+
+class LimitedASGIHTTPConnection(ASGIHTTPConnection):
+    """Quart's receiver loop, waiting for the body buffer to drain before taking the next message."""
+
+    async def handle_messages(self, request: Request, receive) -> None:  # type: ignore[no-untyped-def]
+        body = request.body
+        while True:
+            if isinstance(body, CountingBody):
+                await body.wait_drained()
+            message = await receive()
+            if message["type"] == "http.request":
+                body.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body.set_complete()
+            elif message["type"] == "http.disconnect":
+                return
 
 
 class LimitedRequest(Request):
