@@ -1,4 +1,4 @@
-"""The voice backend: one Quart app, with python-socketio mounted around it in `asgi.py`."""
+"""The app factory: settings, logging, CORS, OpenAPI, the Socket.IO server, blueprints and lifespan."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from quart_schema import QuartSchema
 from .errors import register_error_handlers
 from .lifecycle import serving
 from .logging_setup import configure_logging
-from .media.limits import LimitedRequest
+from .media.limits import LimitedASGIHTTPConnection, LimitedRequest
 from .providers.registry import build_providers
 from .runtime import Runtime
 from .settings import Settings
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     configure_logging(settings)
     app = Quart(__name__)
     app.request_class = LimitedRequest
+    app.asgi_http_class = LimitedASGIHTTPConnection  # type: ignore[assignment]  # body backpressure
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.secret_key = settings.secret_key.get() if settings.secret_key else secrets.token_hex(32)

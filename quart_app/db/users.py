@@ -45,6 +45,10 @@ def _row(row: Any) -> User | None:
     return None if row is None else User(**dict(row._mapping))
 
 
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
 def new_user_id() -> str:
     return "usr_" + secrets.token_hex(8)
 
@@ -61,6 +65,7 @@ async def create_user(
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
     stamp = now()
+    email = normalize_email(email) if email else None
     user = User(new_user_id(), email, auth0_sub, name, role, pin_hash, stamp, stamp)
     await db.execute(users.insert().values(**user.__dict__))
     return user
@@ -71,7 +76,7 @@ async def get_user(db: Database, user_id: str) -> User | None:
 
 
 async def get_user_by_email(db: Database, email: str) -> User | None:
-    return _row(await db.fetch_one(sa.select(users).where(users.c.email == email)))
+    return _row(await db.fetch_one(sa.select(users).where(users.c.email == normalize_email(email))))
 
 
 async def get_user_by_sub(db: Database, sub: str) -> User | None:

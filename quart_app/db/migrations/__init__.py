@@ -102,8 +102,9 @@ async def existing_tables(db: Database) -> list[str]:
         )
     else:
         rows = await db.fetch_all(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "AND name NOT LIKE '%\\_fts\\_%' ESCAPE '\\' ORDER BY name"
+            # GLOB, not LIKE: the `databases` SQLite backend %-formats every query for its debug log.
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT GLOB 'sqlite_*' "
+            "AND name NOT GLOB '*_fts_*' ORDER BY name"
         )
     return [row[0] for row in rows]
 
