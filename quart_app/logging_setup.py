@@ -65,6 +65,9 @@ def configure_logging(settings: Settings) -> None:
     handler._quart_app_handler = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # hypercorn.toml gives hypercorn its own stdout handlers; don't print its lines twice through root.
+    for name in ("hypercorn.error", "hypercorn.access"):
+        logging.getLogger(name).propagate = False
     # Third-party chatter stays at WARNING unless we are debugging.
     for noisy in ("engineio.server", "socketio.server", "aiosqlite", "databases", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)

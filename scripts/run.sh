@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up and starts the service on its embedded defaults (SQLite under ./data, in-memory Socket.IO).
+#   bash scripts/run.sh            # http://127.0.0.1:8000  (PORT and HOST override)
+# Any variable from the README's table may be exported first, e.g. to use Postgres, Redis or the fakes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+
+python scripts/init_db.py --safe
+exec hypercorn --config hypercorn.toml --bind "${HOST:-127.0.0.1}:${PORT:-8000}" asgi:application
