@@ -11,6 +11,7 @@ from quart import Quart, Response, g, request
 from quart_cors import cors
 from quart_schema import QuartSchema
 
+from .api.openapi_provider import ValidOpenAPIProvider
 from .errors import register_error_handlers
 from .lifecycle import serving
 from .logging_setup import configure_logging
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         security=[{"bearer": []}, {"apiKey": []}],
         redoc_ui_path=None,
         scalar_ui_path=None,
+        openapi_provider_class=ValidOpenAPIProvider,  # no operation without a response object
     )
     register_error_handlers(app)
     _register_blueprints(app, settings)
