@@ -87,10 +87,10 @@ def create_app(settings: Settings | None = None) -> Quart:
 
 
 def _register_blueprints(app: Quart, settings: Settings) -> None:
-    from .api import health, identity, keys, transcriptions, translations, usage
+    from .api import calls, health, identity, keys, transcriptions, translations, usage
     from .telephony import webhooks
 
-    for module in (health, identity, keys, transcriptions, translations, usage):
+    for module in (health, identity, keys, transcriptions, translations, usage, calls):
         app.register_blueprint(module.blueprint)
     # Twilio and voice-assistant routes also answer under APP_ROUTE_PREFIX so old webhook URLs keep working.
     for module in (webhooks,):

@@ -176,3 +176,24 @@ class UsageOut(BaseModel):
     services: list[UsageService]
     total_cost_usd: float
     total_requests: int
+
+
+class CallsQuery(BaseModel):
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class CallOut(BaseModel):
+    call_sid: str
+    account_sid: str | None
+    from_number: str | None
+    to_number: str | None
+    direction: str | None
+    status: str
+    sequence: int
+    duration_s: int | None
+    created_at: float
+    updated_at: float
+
+
+class CallPage(BaseModel):
+    items: list[CallOut]

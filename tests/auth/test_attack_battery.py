@@ -100,6 +100,9 @@ def test_valid_token_creates_user_and_admin_comes_from_permissions(server: LiveS
     admin = _assert_clean(_get(server, "/api/me", auth0.mint(sub="auth0|root", claims={"permissions": ["admin"]})),
                           200)
     assert admin["is_admin"] is True
+    admin_token = auth0.mint(sub="auth0|root", claims={"permissions": ["admin"]})
+    assert _get(server, "/api/calls", admin_token).status_code == 200
+    _assert_clean(_get(server, "/api/calls", auth0.mint(sub="auth0|alice")), 403, "forbidden")
     assert _get(server, "/api/protected/test", auth0.mint(sub="auth0|alice")).json()["auth"] == "auth0"
 
 

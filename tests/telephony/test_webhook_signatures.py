@@ -115,3 +115,23 @@ async def test_validation_can_be_switched_off_only_in_development(make_app, capl
     async with make_app(**env) as (app, client):
         assert (await client.post("/twilio/status", form=_params())).status_code == 204
     assert any("validation is OFF" in r.getMessage() for r in caplog.records)
+
+
+async def test_recent_calls_are_admin_only(make_app, backend_env) -> None:
+    from tests.support.users import make_user
+
+    env = {**backend_env, "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
+           "PUBLIC_BASE_URL": PUBLIC}
+    async with make_app(**env) as (app, client):
+        params = _params("in-progress", 2)
+        headers = {"X-Twilio-Signature": _sign(PUBLIC + "/twilio/status", params)}
+        assert (await client.post("/twilio/status", form=params, headers=headers)).status_code == 204
+        _, user_key = await make_user(app)
+        _, admin_key = await make_user(app, role="admin")
+        forbidden = await client.get("/api/calls", headers={"x-api-key": user_key})
+        assert forbidden.status_code == 403 and (await forbidden.get_json())["error"] == "forbidden"
+        listed = await client.get("/api/calls", headers={"x-api-key": admin_key})
+        assert listed.status_code == 200
+        items = (await listed.get_json())["items"]
+        assert [c["call_sid"] for c in items] == [CALL_SID] and items[0]["status"] == "in-progress"
+        assert (await client.get("/api/calls")).status_code == 401

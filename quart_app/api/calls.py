@@ -1,0 +1,23 @@
+"""GET /api/calls: recent phone calls as Twilio last reported them. Admin only."""
+
+from __future__ import annotations
+
+from quart import Blueprint
+from quart_schema import validate_querystring, validate_response
+
+from ..auth.guards import require_auth
+from ..db import calls
+from ..runtime import runtime
+from .schemas import CallPage, CallsQuery
+
+blueprint = Blueprint("calls", __name__)
+
+
+@blueprint.get("/api/calls")
+@validate_querystring(CallsQuery)
+@validate_response(CallPage)
+@require_auth(admin=True)
+async def recent_calls(query_args: CallsQuery):  # type: ignore[no-untyped-def]
+    """The most recently updated calls, newest first."""
+    items = await calls.recent_calls(runtime().database(), limit=query_args.limit)
+    return CallPage(items=[c.__dict__ for c in items])
