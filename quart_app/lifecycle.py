@@ -21,6 +21,7 @@ from .db.database import DatabaseUnavailable, connect, open_database
 from .providers.auth0 import Auth0Client
 from .runtime import Runtime
 from .settings import redact_url
+from .transcribe.jobs import JobRunner
 from .version import VERSION
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ async def serving(rt: Runtime) -> AsyncIterator[None]:
         rt.redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
     _build_auth(rt)
     db_task = asyncio.create_task(_open_database(rt), name="open-database")
+    rt.jobs = JobRunner(rt)
+    rt.jobs.start()  # resumes interrupted jobs once the database is open
     _install_drain_on_sigterm(rt)
     watcher = _watch_worker_shutdown(rt)
     await _announce(rt, "instance_up")
@@ -48,6 +51,8 @@ async def serving(rt: Runtime) -> AsyncIterator[None]:
         await drain(rt)
         if watcher is not None:
             watcher.cancel()
+        # Before the database closes: interrupted jobs are written back as queued, to resume at next start.
+        await rt.jobs.close()
         db_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await db_task

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .auth.sessions import SessionTokens
     from .providers.auth0 import Auth0Client
     from .providers.registry import Providers
+    from .transcribe.jobs import JobRunner
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Runtime:
     sessions: SessionTokens | None = None
     auth0: Auth0Client | None = None
     verifier: Auth0Verifier | None = None
+    jobs: JobRunner | None = None  # background transcription jobs, started in `serving`
     providers: Providers = None  # type: ignore[assignment]  # set in create_app
     started_at: float = field(default_factory=time.monotonic)
     draining: bool = False

@@ -112,6 +112,9 @@ class Settings:
     public_base_url: str | None = None
     app_route_prefix: str = ""
     max_upload_mb: int = 100
+    max_media_minutes: int = 180
+    jobs_dir: str = "./data/jobs"
+    transcribe_concurrency: int = 4
 
     socketio_ping_interval: float = 25.0
     socketio_ping_timeout: float = 20.0
@@ -134,6 +137,7 @@ class Settings:
     openai_transcribe_model: str = "whisper-1"
     openai_translate_model: str = "gpt-4o-mini"
     openai_timeout: float = 60.0
+    openai_transcribe_max_mb: float = 24.0
     deepgram_api_key: Secret | None = None
     deepgram_base_url: str | None = None
     deepgram_model: str = "nova-3"
@@ -166,6 +170,9 @@ class Settings:
             "public_base_url": reader.url("PUBLIC_BASE_URL", schemes=("https", "http"), strip_slash=True),
             "app_route_prefix": reader.parsed("APP_ROUTE_PREFIX", _route_prefix, ""),
             "max_upload_mb": reader.integer("MAX_UPLOAD_MB", 100, minimum=1, maximum=2048),
+            "max_media_minutes": reader.integer("MAX_MEDIA_MINUTES", 180, minimum=1, maximum=24 * 60),
+            "jobs_dir": reader.text("JOBS_DIR") or "./data/jobs",
+            "transcribe_concurrency": reader.integer("TRANSCRIBE_CONCURRENCY", 4, minimum=1, maximum=32),
             "socketio_ping_interval": reader.number("SOCKETIO_PING_INTERVAL", 25.0, minimum=1),
             "socketio_ping_timeout": reader.number("SOCKETIO_PING_TIMEOUT", 20.0, minimum=1),
             "socketio_max_http_buffer_size": reader.integer(
@@ -187,6 +194,8 @@ class Settings:
             "openai_transcribe_model": reader.text("OPENAI_TRANSCRIBE_MODEL") or "whisper-1",
             "openai_translate_model": reader.text("OPENAI_TRANSLATE_MODEL") or "gpt-4o-mini",
             "openai_timeout": reader.number("OPENAI_TIMEOUT", 60.0, minimum=0.1),
+            # Fractional so tests can lower it to a few hundred KB; chunks stay under it.
+            "openai_transcribe_max_mb": reader.number("OPENAI_TRANSCRIBE_MAX_MB", 24.0, minimum=0.05),
             "deepgram_api_key": reader.secret("DEEPGRAM_API_KEY"),
             "deepgram_base_url": reader.url("DEEPGRAM_BASE_URL", schemes=("https", "http"), strip_slash=True),
             "deepgram_model": reader.text("DEEPGRAM_MODEL") or "nova-3",
@@ -215,6 +224,8 @@ class Settings:
                 problems.append("SECRET_KEY: required in production (at least 32 random characters, no placeholder)")
             if values["allow_insecure_session_auth"]:
                 problems.append("ALLOW_INSECURE_SESSION_AUTH: may not be true in production")
+        if values["openai_transcribe_max_mb"] > 25:
+            problems.append("OPENAI_TRANSCRIBE_MAX_MB: must be at most 25 (OpenAI's own upload limit)")
         if not values["twilio_validate_signatures"] and values["app_env"] != "development":
             problems.append("TWILIO_VALIDATE_SIGNATURES: may be false only when APP_ENV=development")
         if problems:
@@ -228,6 +239,10 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def openai_transcribe_max_bytes(self) -> int:
+        return int(self.openai_transcribe_max_mb * 1024 * 1024)
 
     @property
     def auth0_issuer(self) -> str | None:

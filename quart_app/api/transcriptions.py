@@ -6,8 +6,8 @@ import logging
 import re
 import time
 
-from quart import Blueprint, g
-from quart_schema import DataSource, document_request, validate_querystring, validate_response
+from quart import Blueprint, Response, g, request
+from quart_schema import DataSource, document_request, document_response, validate_querystring, validate_response
 
 from ..auth.guards import current_principal, require_auth
 from ..db import transcriptions, usage
@@ -15,11 +15,15 @@ from ..errors import APIError
 from ..media.uploads import receive_audio
 from ..metering import transcription_cost
 from ..runtime import runtime
+from ..transcribe import subtitles
+from ..transcribe.long_media import transcribe_upload_chunked
+from . import jobs
 from .schemas import PageQuery, StoredTranscriptionOut, TranscriptionOut, TranscriptionPage, TranscriptionUpload
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("transcriptions", __name__)
+blueprint.register_blueprint(jobs.blueprint)  # POST/GET /transcriptions/jobs
 
 ROUTE_PROVIDERS = {"deepgram": "deepgram", "whisper": "openai"}
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
@@ -42,7 +46,15 @@ async def transcribe(route: str):  # type: ignore[no-untyped-def]
                            extra={"fields": {"language": "invalid language code"}})
         started = time.perf_counter()
         try:
-            result = await transcriber.transcribe(upload, language)
+            if provider_name == "openai" and upload.size > rt.settings.openai_transcribe_max_bytes:
+                # Over OpenAI's upload limit: split at pauses and transcribe the pieces, in this request.
+                result = await transcribe_upload_chunked(
+                    transcriber, upload, language, max_seconds=rt.settings.max_media_minutes * 60.0,
+                    max_bytes=rt.settings.openai_transcribe_max_bytes,
+                    concurrency=rt.settings.transcribe_concurrency,
+                )
+            else:
+                result = await transcriber.transcribe(upload, language)
         except APIError as exc:
             log.warning("transcription via %s failed (request_id=%s): %s %s", provider_name,
                         getattr(g, "request_id", None), exc.status, exc.message)
@@ -89,14 +101,27 @@ async def list_transcriptions(query_args: PageQuery):  # type: ignore[no-untyped
 
 
 @blueprint.get("/api/transcriptions/<transcription_id>")
-@validate_response(StoredTranscriptionOut)
+@document_response(StoredTranscriptionOut)
 @require_auth()
 async def get_transcription(transcription_id: str):  # type: ignore[no-untyped-def]
-    """One of the caller's transcriptions with its segments; 404 for anyone else's."""
+    """One of the caller's transcriptions with its segments; 404 for anyone else's.
+
+    `?format=srt` or `?format=vtt` answers subtitles made from the segments instead of JSON.
+    """
+    fmt = request.args.get("format")
+    if fmt not in (None, "json", "srt", "vtt"):
+        raise APIError(400, "validation_error", "format must be json, srt or vtt.",
+                       extra={"fields": {"format": "unsupported format"}})
     record = await transcriptions.get_owned(runtime().database(), current_principal().user.id, transcription_id)
     if record is None:
         raise APIError(404, "not_found", "No such transcription.")
-    return StoredTranscriptionOut(**record.public())
+    if fmt in ("srt", "vtt"):
+        segments = record.segments or [
+            transcriptions.Segment(start=0.0, end=record.duration_s or 0.0, text=record.transcript)
+        ]
+        return Response(subtitles.render(segments, fmt), content_type=subtitles.CONTENT_TYPES[fmt])
+    # Validated by building the model; returned as a dict because a subtitle Response can't pass validate_response.
+    return StoredTranscriptionOut(**record.public()).model_dump(mode="json")
 
 
 @blueprint.delete("/api/transcriptions/<transcription_id>")

@@ -1,0 +1,69 @@
+"""Receiving an audio or video upload onto a named file of ours, where ffprobe and ffmpeg can read it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from quart import request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ..errors import APIError
+
+COPY_BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ReceivedMedia:
+    path: Path
+    size: int
+    filename: str
+
+
+def _copy(stream: BinaryIO, target: Path) -> int:
+    """Stream the spooled upload into `target` block by block (never the whole file in memory)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    stream.seek(0)
+    with target.open("wb") as out:
+        shutil.copyfileobj(stream, out, COPY_BLOCK)
+        out.flush()
+        os.fsync(out.fileno())  # the job is promised durable once we answer 202
+        return out.tell()
+
+
+async def receive_media(target: Path, field: str = "audio", max_bytes: int | None = None
+                        ) -> tuple[ReceivedMedia, dict[str, str]]:
+    """Move the multipart file in `field` to `target`; returns it and the form's other fields.
+
+    The type is not checked here: callers probe the content with ffprobe. APIError 400/413/415.
+    """
+    try:
+        files = await request.files
+        form = await request.form
+    except RequestEntityTooLarge:
+        raise too_large(max_bytes) from None
+    if request.mimetype != "multipart/form-data":
+        raise APIError(415, "unsupported_media_type", f"Send multipart/form-data with the file in field '{field}'.")
+    storage = files.get(field)
+    if storage is None:
+        raise APIError(400, "missing_file", f"Multipart field '{field}' with the media file is required.",
+                       extra={"field": field})
+    try:
+        size = await asyncio.to_thread(_copy, storage.stream, target)
+    finally:
+        storage.stream.close()
+    if size == 0:
+        raise APIError(400, "empty_audio", "The uploaded file is empty.", extra={"field": field})
+    if max_bytes is not None and size > max_bytes:
+        raise too_large(max_bytes)
+    filename = os.path.basename(storage.filename or "") or "media"
+    return ReceivedMedia(target, size, filename), {k: v for k, v in form.items()}
+
+
+def too_large(max_bytes: int | None) -> APIError:
+    limit = f" of {max_bytes // (1024 * 1024)} MB" if max_bytes else ""
+    return APIError(413, "payload_too_large", f"The upload exceeds the limit{limit}.")

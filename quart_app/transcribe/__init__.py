@@ -1,0 +1,1 @@
+"""Transcribing long media: chunked provider calls, stitched results, subtitles and background jobs."""

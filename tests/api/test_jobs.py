@@ -1,0 +1,198 @@
+"""Long media jobs against the fake providers: video input, refusals, chunking, metering, subtitles, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from werkzeug.datastructures import FileStorage
+
+from fakes import FakeDeepgram, FakeOpenAI, run_fake
+from quart_app.db import usage
+from quart_app.db.tables import transcription_jobs
+from tests.support.media import MEDIA_DIR, long_recording, silent_video, spoken_video, truncated_video
+from tests.support.users import make_user
+
+LIMIT_MB = 0.75
+LIMIT_BYTES = int(LIMIT_MB * 1024 * 1024)
+
+
+@pytest.fixture
+async def fakes_env(tmp_path: Path) -> AsyncIterator[tuple[FakeDeepgram, FakeOpenAI, dict[str, str]]]:
+    async with run_fake(FakeDeepgram(api_key="dg-test-key")) as deepgram, \
+            run_fake(FakeOpenAI(api_key="sk-test-openai", max_request_bytes=LIMIT_BYTES)) as openai:
+        env = {
+            "DEEPGRAM_API_KEY": "dg-test-key", "DEEPGRAM_BASE_URL": deepgram.base_url,
+            "OPENAI_API_KEY": "sk-test-openai", "OPENAI_BASE_URL": openai.base_url + "/v1",
+            "OPENAI_TRANSCRIBE_MAX_MB": str(LIMIT_MB), "JOBS_DIR": str(tmp_path / "jobs"),
+        }
+        yield deepgram, openai, env
+
+
+def _upload(path: Path, filename: str = "upload.bin", **form: str) -> dict:
+    return {"files": {"audio": FileStorage(io.BytesIO(path.read_bytes()), filename=filename,
+                                           content_type="application/octet-stream")}, "form": form}
+
+
+async def _wait_job(client, key: str, job_id: str, limit_s: float = 60.0) -> dict:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + limit_s
+    while True:
+        body = await (await client.get(f"/transcriptions/jobs/{job_id}", headers={"x-api-key": key})).get_json()
+        if body["status"] in ("done", "failed") or time.monotonic() > deadline:
+            return body
+        await asyncio.sleep(0.1)
+
+
+async def _usage_rows(app) -> list:  # type: ignore[no-untyped-def]
+    return await app.extensions["runtime"].database().fetch_all(usage.usage_logs.select())
+
+
+@pytest.mark.parametrize("provider", ["deepgram", "openai"])
+async def test_video_job_end_to_end(make_app, backend_env, fakes_env, provider: str) -> None:
+    deepgram, openai, env = fakes_env
+    async with make_app(**backend_env, **env) as (app, client):
+        user, key = await make_user(app)
+        posted = await client.post("/transcriptions/jobs", headers={"x-api-key": key},
+                                   **_upload(spoken_video(), "clip.wav", provider=provider, language="en"))
+        assert posted.status_code == 202, await posted.get_data()
+        accepted = await posted.get_json()
+        assert accepted["status"] == "queued" and accepted["id"].startswith("job_")
+        assert posted.headers["Location"] == f"/transcriptions/jobs/{accepted['id']}"
+
+        job = await _wait_job(client, key, accepted["id"])
+        assert job["status"] == "done" and job["percent"] == 100, job
+        _, other_key = await make_user(app)
+        assert (await client.get(f"/transcriptions/jobs/{job['id']}",
+                                 headers={"x-api-key": other_key})).status_code == 404
+
+        # The provider got the extracted mono FLAC, not the mp4.
+        fake = deepgram if provider == "deepgram" else openai
+        sent = fake.requests_to("/v1/listen" if provider == "deepgram" else "/v1/audio/transcriptions")
+        assert len(sent) == 1 and sent[0].status == 200
+        if provider == "openai":
+            assert sent[0].files["file"]["filename"].endswith(".flac")
+
+        stored = await (await client.get(f"/api/transcriptions/{job['transcription_id']}",
+                                         headers={"x-api-key": key})).get_json()
+        assert stored["transcript"] and stored["source"] == "job" and stored["filename"] == "clip.wav"
+        assert 2 < stored["duration_s"] < 6
+        srt = await client.get(f"/api/transcriptions/{job['transcription_id']}?format=srt",
+                               headers={"x-api-key": key})
+        assert srt.status_code == 200 and srt.headers["Content-Type"].startswith("application/x-subrip")
+        srt_text = (await srt.get_data()).decode()
+        assert srt_text.startswith("1\n00:00:0") and " --> " in srt_text
+        vtt = await client.get(f"/api/transcriptions/{job['transcription_id']}?format=vtt",
+                               headers={"x-api-key": key})
+        assert vtt.headers["Content-Type"].startswith("text/vtt")
+        assert (await vtt.get_data()).decode().startswith("WEBVTT\n\n00:00:0")
+
+        rows = await _usage_rows(app)
+        assert len(rows) == 1 and rows[0]["endpoint"] == "/transcriptions/jobs" and rows[0]["user_id"] == user.id
+        assert rows[0]["audio_seconds"] == pytest.approx(stored["duration_s"], abs=0.05)
+        assert os.listdir(env["JOBS_DIR"]) == []  # the spooled upload is gone once the job ended
+
+
+async def test_unusable_media_is_refused_with_distinct_codes(make_app, fakes_env) -> None:
+    deepgram, openai, env = fakes_env
+    async with make_app(**env, MAX_MEDIA_MINUTES="10") as (app, client):
+        _, key = await make_user(app)
+        cases = [
+            (_upload(silent_video(), provider="deepgram"), 400, "no_audio_stream"),
+            (_upload(truncated_video(), "movie.mp4", provider="deepgram"), 400, "undecodable_media"),
+            (_upload(long_recording(), provider="openai"), 413, "media_too_long"),
+            (_upload(spoken_video(), provider="google"), 400, "validation_error"),
+            (_upload(spoken_video(), provider="openai", language="english!"), 400, "validation_error"),
+        ]
+        for kwargs, status, code in cases:
+            response = await client.post("/transcriptions/jobs", headers={"x-api-key": key}, **kwargs)
+            body = await response.get_json()
+            assert (response.status_code, body["error"]) == (status, code), body
+        assert deepgram.requests == [] and openai.requests == []
+        assert await _usage_rows(app) == []
+        assert await app.extensions["runtime"].database().fetch_all(transcription_jobs.select()) == []
+        assert os.listdir(env["JOBS_DIR"]) == []
+
+
+async def test_thirty_minutes_chunked_under_the_limit_and_stitched_in_order(make_app, backend_env, fakes_env
+                                                                            ) -> None:
+    _, openai, env = fakes_env
+    # Early chunks answer last: stitching must follow the timeline, not arrival.
+    openai.delay_next(1.5, 1.0, 0.5, path="/v1/audio/transcriptions")
+    async with make_app(**backend_env, **env) as (app, client):
+        _, key = await make_user(app)
+        posted = await client.post("/transcriptions/jobs", headers={"x-api-key": key},
+                                   **_upload(long_recording(), provider="openai"))
+        assert posted.status_code == 202
+        job = await _wait_job(client, key, (await posted.get_json())["id"])
+        assert job["status"] == "done", job
+
+        sent = openai.requests_to("/v1/audio/transcriptions")
+        assert len(sent) >= 4
+        assert all(r.status == 200 and r.body_size <= LIMIT_BYTES for r in sent)
+        stored = await (await client.get(f"/api/transcriptions/{job['transcription_id']}",
+                                         headers={"x-api-key": key})).get_json()
+        segments = stored["segments"]
+        # The fake gives each chunk one segment per sentence spanning its whole duration, so in order and
+        # offset by each chunk's start they tile the half hour with no gap and no overlap.
+        chunk_texts = [s["text"] for s in segments]
+        assert len(set(chunk_texts)) == len(sent)  # one distinct ("Fake transcript <sha>") text per chunk
+        assert segments[0]["start"] == 0.0 and segments[-1]["end"] == pytest.approx(1800, abs=1)
+        for before, after in zip(segments, segments[1:], strict=False):
+            assert after["start"] == pytest.approx(before["end"], abs=0.05), (before, after)
+        # Each text names its chunk's duration, which must match where it was placed.
+        for segment in segments:
+            seconds = float(re.search(r"of ([\d.]+) seconds", segment["text"]).group(1))
+            assert segment["end"] - segment["start"] == pytest.approx(seconds, abs=0.1)
+        assert stored["transcript"] == " ".join(chunk_texts)
+        rows = await _usage_rows(app)
+        assert len(rows) == 1 and rows[0]["audio_seconds"] == pytest.approx(1800, abs=1)
+        assert rows[0]["cost_usd"] == pytest.approx(30 * 0.006, rel=0.01)
+
+
+async def test_failed_chunk_is_retried_once_then_fails_the_job_unbilled(make_app, fakes_env) -> None:
+    _, openai, env = fakes_env
+    async with make_app(**env, TRANSCRIBE_CONCURRENCY="1") as (app, client):
+        _, key = await make_user(app)
+        five_minutes = long_recording(5)
+        # The SDK retries once itself; two failures end the first attempt, our retry then succeeds.
+        openai.fail_next(500, count=2, path="/v1/audio/transcriptions")
+        posted = await client.post("/transcriptions/jobs", headers={"x-api-key": key},
+                                   **_upload(five_minutes, provider="openai"))
+        job = await _wait_job(client, key, (await posted.get_json())["id"])
+        assert job["status"] == "done", job
+        assert [r.status for r in openai.requests_to("/v1/audio/transcriptions")][:3] == [500, 500, 200]
+        assert len(await _usage_rows(app)) == 1
+
+        openai.reset()
+        openai.fail_next(500, count=4, path="/v1/audio/transcriptions")  # both attempts of the first chunk
+        posted = await client.post("/transcriptions/jobs", headers={"x-api-key": key},
+                                   **_upload(five_minutes, provider="openai"))
+        job = await _wait_job(client, key, (await posted.get_json())["id"])
+        assert job["status"] == "failed" and "provider_error" in job["error"], job
+        assert "transcription_id" not in job
+        assert len(openai.requests_to("/v1/audio/transcriptions")) == 4  # the other chunks never went out
+        assert len(await _usage_rows(app)) == 1  # still only the first job's row
+        assert os.listdir(env["JOBS_DIR"]) == []
+
+
+async def test_sync_whisper_route_chunks_a_file_over_the_limit(make_app, fakes_env) -> None:
+    _, openai, env = fakes_env
+    period = MEDIA_DIR / "period.wav"
+    long_recording()  # builds period.wav: about a minute of 16 kHz PCM, 1.9 MB (150 kB as FLAC)
+    async with make_app(**{**env, "OPENAI_TRANSCRIBE_MAX_MB": "0.1"}) as (app, client):
+        openai.max_request_bytes = int(0.1 * 1024 * 1024)
+        _, key = await make_user(app)
+        response = await client.post("/transcriptions/whisper", headers={"x-api-key": key},
+                                     **_upload(period, "meeting.wav"))
+        assert response.status_code == 200, await response.get_data()
+        body = await response.get_json()
+        assert body["duration_s"] == pytest.approx((period.stat().st_size - 44) / 32000, abs=0.1)
+        sent = openai.requests_to("/v1/audio/transcriptions")
+        assert len(sent) >= 2 and all(r.status == 200 and r.body_size <= openai.max_request_bytes for r in sent)
+        assert body["transcript"].count("Fake transcript") == len(sent)

@@ -1,0 +1,84 @@
+"""Video and long-recording fixtures built with ffmpeg and espeak-ng, cached under tests/artifacts/media."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.support.audio import FIXTURE_DIR as AUDIO_DIR
+from tests.support.audio import require_tool, spoken
+
+MEDIA_DIR = AUDIO_DIR.parent / "media"
+SENTENCES = (
+    "Welcome to the weekly planning meeting.",
+    "The budget review is moved to Thursday afternoon.",
+    "Please send your slides before the end of the day.",
+)
+# One period of the long recording: each sentence followed by a different pause (seconds).
+PAUSES = (17.0, 23.0, 11.0)
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([require_tool("ffmpeg"), "-y", "-nostdin", "-loglevel", "error", *args], check=True,
+                   capture_output=True)
+
+
+def _cached(name: str, build) -> Path:  # type: ignore[no-untyped-def]
+    MEDIA_DIR.mkdir(parents=True, exist_ok=True)
+    path = MEDIA_DIR / name
+    if not path.exists():
+        partial = path.with_suffix(".partial" + path.suffix)
+        build(partial)
+        partial.rename(path)  # never leave a half-built fixture behind for the next run
+    return path
+
+
+def _speech_wav(text: str) -> Path:
+    spoken(text)  # writes the wav into the audio fixture directory
+    return AUDIO_DIR / f"speech-{abs(hash(text)) % 10**10}.wav"
+
+
+def spoken_video() -> Path:
+    """An mp4 with a test picture (testsrc, H.264) and a spoken sentence (AAC)."""
+    speech = _speech_wav(SENTENCES[0])
+    return _cached("spoken.mp4", lambda out: _ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-i", str(speech), "-shortest",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "48k",
+        "-f", "mp4", str(out)))
+
+
+def silent_video() -> Path:
+    """A webm with a picture and no audio track at all."""
+    return _cached("no-audio.webm", lambda out: _ffmpeg(
+        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=3", "-an", "-c:v", "libvpx",
+        "-deadline", "realtime", "-f", "webm", str(out)))
+
+
+def truncated_video() -> Path:
+    """The first 40% of the spoken mp4: its index (moov, written last) is missing."""
+    source = spoken_video()
+    return _cached("truncated.mp4", lambda out: out.write_bytes(source.read_bytes()[: source.stat().st_size * 2 // 5]))
+
+
+def long_recording(minutes: int = 30) -> Path:
+    """`minutes` of a meeting: the three sentences with pauses between them, looped, as 8 kbit/s Opus in Ogg.
+
+    One period is built from the spoken clips and anullsrc silences and encoded once, then looped by
+    ffmpeg's -stream_loop with stream copy, so a 30-minute file takes about a second to make.
+    """
+    def build(out: Path) -> None:
+        period = MEDIA_DIR / "period.wav"
+        inputs: list[str] = []
+        for sentence, pause in zip(SENTENCES, PAUSES, strict=True):
+            inputs += ["-i", str(_speech_wav(sentence)),
+                       "-f", "lavfi", "-t", str(pause), "-i", "anullsrc=r=22050:cl=mono"]
+        count = 2 * len(SENTENCES)
+        streams = "".join(f"[{i}:a]" for i in range(count))
+        _ffmpeg(*inputs, "-filter_complex", f"{streams}concat=n={count}:v=0:a=1[a]", "-map", "[a]",
+                "-ar", "16000", "-ac", "1", str(period))
+        encoded = MEDIA_DIR / "period.ogg"
+        _ffmpeg("-i", str(period), "-c:a", "libopus", "-b:a", "8k", "-application", "voip", str(encoded))
+        _ffmpeg("-stream_loop", "-1", "-i", str(encoded), "-t", str(minutes * 60), "-c", "copy", "-f", "ogg",
+                str(out))
+
+    return _cached(f"meeting-{minutes}min.ogg", build)
