@@ -9,6 +9,7 @@ from quart_schema import validate_querystring, validate_response
 
 from ..auth.guards import current_principal, require_auth
 from ..db import usage
+from ..errors import APIError
 from ..runtime import runtime
 from .schemas import UsageOut, UsageQuery
 
@@ -22,8 +23,6 @@ blueprint = Blueprint("usage", __name__)
 async def monthly_usage(query_args: UsageQuery):  # type: ignore[no-untyped-def]
     """Requests, audio seconds, characters and cost per service for `month` (UTC, YYYY-MM)."""
     month = query_args.month or time.strftime("%Y-%m", time.gmtime())
-    from ..errors import APIError
-
     try:
         summary = await usage.monthly_summary(runtime().database(), current_principal().user.id, month)
     except ValueError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import openai
 
+from .errors import ProviderFailed
 from .openai_errors import map_openai_error
 from .results import TranslationResult
 
@@ -35,7 +36,5 @@ class ChatTranslator:
             raise map_openai_error(self.name, exc, self.timeout) from None
         content = completion.choices[0].message.content if completion.choices else None
         if not content or not content.strip():
-            from .errors import ProviderFailed
-
             raise ProviderFailed(self.name, None, "empty translation")
         return TranslationResult(translation=content.strip(), model=completion.model or self.model)
