@@ -10,6 +10,7 @@ import signal
 from collections.abc import AsyncIterator
 
 import aiohttp
+import socketio
 
 from .auth.counters import MemoryCounters, RedisCounters
 from .auth.jwt_verifier import Auth0Verifier
@@ -131,13 +132,31 @@ async def drain(rt: Runtime) -> None:
     if rt.draining:
         return
     rt.draining = True
-    await _announce(rt, "instance_down")
+    # This process's clients get `instance_down` and the DISCONNECT queued back to back, with nothing in
+    # between that yields to the event loop: a long-polling client must find both in the one response to
+    # its pending GET, because hypercorn, now shutting down, closes that connection after the response
+    # and accepts no new one, so a second poll would hang. (sio.emit yields between queuing and
+    # returning, which let the pending poll go out with the event alone.)
+    notice = rt.sio.packet_class(
+        socketio.packet.EVENT,
+        namespace="/",
+        data=["instance_down", {"instance": rt.settings.instance_id, "version": VERSION}],
+    )
     manager = rt.sio.manager
     for namespace in list(manager.get_namespaces()):
-        sids = [sid for sid, _ in manager.get_participants(namespace, None)]
-        for sid in sids:
+        for sid, eio_sid in list(manager.get_participants(namespace, None)):
             with contextlib.suppress(Exception):
+                if namespace == "/":
+                    await rt.sio._send_packet(eio_sid, notice)
                 await rt.sio.disconnect(sid, namespace=namespace, ignore_queue=True)
+    # End the Engine.IO sessions too (their CLOSE packet follows in the same response), so a polling
+    # client's next request is refused at once instead of waiting in a long-poll that nothing will answer.
+    # close(wait=False): eio.disconnect() would wait for the client to fetch the packet.
+    for eio_socket in list(rt.sio.eio.sockets.values()):
+        with contextlib.suppress(Exception):
+            await eio_socket.close(wait=False)
+    # Then the other instances' clients, through the message queue (none of ours are left to get it twice).
+    await _announce(rt, "instance_down")
     _stop_websocket_keepalive_pings()
     log.info("drained Socket.IO clients")
 
@@ -195,7 +214,7 @@ def _watch_worker_shutdown(rt: Runtime) -> asyncio.Task[None] | None:
         return None
 
     async def watch() -> None:
-        while not event.is_set():
+        while not event.is_set():  # noqa: ASYNC110 - a multiprocessing.Event cannot be awaited
             await asyncio.sleep(0.1)
         log.info("shutdown requested: draining Socket.IO clients")
         await drain(rt)
