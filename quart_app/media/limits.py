@@ -86,3 +86,13 @@ class LimitedASGIHTTPConnection(ASGIHTTPConnection):
 
 class LimitedRequest(Request):
     body_class = CountingBody
+
+    async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        """Quart decodes the body as UTF-8 before parsing and lets UnicodeDecodeError escape as a 500;
+        a body that is not UTF-8 is malformed JSON like any other (400, or None when `silent`)."""
+        try:
+            return await super().get_json(force=force, silent=silent, cache=cache)
+        except UnicodeDecodeError as error:
+            if silent:
+                return None
+            return self.on_json_loading_failed(error)
