@@ -106,15 +106,17 @@ async def _open_database(rt: Runtime) -> None:
     if applied:
         log.info("database %s migrated: %s", redact_url(settings.database_url), [m.version for m in applied])
     rt.db = db
+    rt.db_ready.set()
     log.info("database ready (%s)", "sqlite" if settings.is_sqlite else "postgresql")
 
 
-async def wait_for_database(rt: Runtime, timeout: float) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while rt.db is None and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    return rt.db is not None
+async def wait_for_database(rt: Runtime, within: float) -> bool:
+    """True once the database is connected and migrated; False if that takes longer than `within` s."""
+    try:
+        await asyncio.wait_for(rt.db_ready.wait(), within)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _announce(rt: Runtime, event: str) -> None:

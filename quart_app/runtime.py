@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -41,6 +42,7 @@ class Runtime:
     verifier: Auth0Verifier | None = None
     jobs: JobRunner | None = None  # background transcription jobs, started in `serving`
     providers: Providers = None  # type: ignore[assignment]  # set in create_app
+    db_ready: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = field(default_factory=time.monotonic)
     draining: bool = False
     secret_key: str = ""
