@@ -34,6 +34,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.asgi_http_class = LimitedASGIHTTPConnection  # type: ignore[assignment]  # body backpressure
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
+    # Time allowed to receive a whole request body: a 100 MB upload from a phone needs minutes, not 60 s.
+    app.config["BODY_TIMEOUT"] = settings.upload_timeout_s
     app.secret_key = settings.secret_key.get() if settings.secret_key else secrets.token_hex(32)
     if settings.cors_origins:
         # Credentials only with an explicit list: browsers reject credentialed "*" and so do we.
@@ -87,10 +89,10 @@ def create_app(settings: Settings | None = None) -> Quart:
 
 
 def _register_blueprints(app: Quart, settings: Settings) -> None:
-    from .api import calls, health, identity, keys, transcriptions, translations, usage
+    from .api import calls, health, identity, jobs, keys, transcriptions, translations, usage
     from .telephony import webhooks
 
-    for module in (health, identity, keys, transcriptions, translations, usage, calls):
+    for module in (health, identity, keys, transcriptions, jobs, translations, usage, calls):
         app.register_blueprint(module.blueprint)
     # Twilio and voice-assistant routes also answer under APP_ROUTE_PREFIX so old webhook URLs keep working.
     for module in (webhooks,):

@@ -112,6 +112,7 @@ class Settings:
     public_base_url: str | None = None
     app_route_prefix: str = ""
     max_upload_mb: int = 100
+    upload_timeout_s: int = 600
     max_media_minutes: int = 180
     jobs_dir: str = "./data/jobs"
     transcribe_concurrency: int = 4
@@ -170,6 +171,7 @@ class Settings:
             "public_base_url": reader.url("PUBLIC_BASE_URL", schemes=("https", "http"), strip_slash=True),
             "app_route_prefix": reader.parsed("APP_ROUTE_PREFIX", _route_prefix, ""),
             "max_upload_mb": reader.integer("MAX_UPLOAD_MB", 100, minimum=1, maximum=2048),
+            "upload_timeout_s": reader.integer("UPLOAD_TIMEOUT_S", 600, minimum=5, maximum=7200),
             "max_media_minutes": reader.integer("MAX_MEDIA_MINUTES", 180, minimum=1, maximum=24 * 60),
             "jobs_dir": reader.text("JOBS_DIR") or "./data/jobs",
             "transcribe_concurrency": reader.integer("TRANSCRIBE_CONCURRENCY", 4, minimum=1, maximum=32),

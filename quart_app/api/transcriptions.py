@@ -17,13 +17,11 @@ from ..metering import transcription_cost
 from ..runtime import runtime
 from ..transcribe import subtitles
 from ..transcribe.long_media import transcribe_upload_chunked
-from . import jobs
 from .schemas import PageQuery, StoredTranscriptionOut, TranscriptionOut, TranscriptionPage, TranscriptionUpload
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("transcriptions", __name__)
-blueprint.register_blueprint(jobs.blueprint)  # POST/GET /transcriptions/jobs
 
 ROUTE_PROVIDERS = {"deepgram": "deepgram", "whisper": "openai"}
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")

@@ -85,19 +85,14 @@ async def list_keys(db: Database, user_id: str) -> list[ApiKey]:
 
 
 async def revoke(db: Database, user_id: str, key_id: str) -> bool:
-    """Revoke one of the user's own keys. False when there is no such active key for this user."""
+    """Revoke one of the user's own keys. False when there is no such active key for this user.
+
+    One statement with RETURNING: a read-then-write transaction deadlocks two concurrent revokes on SQLite.
+    """
     query = (
         api_keys.update()
         .where(api_keys.c.id == key_id, api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=now())
+        .returning(api_keys.c.id)
     )
-    async with db.transaction():
-        found = await db.fetch_val(
-            sa.select(sa.func.count())
-            .select_from(api_keys)
-            .where(api_keys.c.id == key_id, api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
-        )
-        if not found:
-            return False
-        await db.execute(query)
-    return True
+    return await db.fetch_one(query) is not None

@@ -115,9 +115,10 @@ def _matches(db: Database, search: str) -> sa.ColumnElement[bool]:
 
 
 async def delete_owned(db: Database, user_id: str, transcription_id: str) -> bool:
-    async with db.transaction():
-        found = await get_owned(db, user_id, transcription_id)
-        if found is None:
-            return False
-        await db.execute(transcriptions.delete().where(transcriptions.c.id == transcription_id))
-    return True
+    """Delete one of the user's rows in a single statement (safe under concurrent deletes on SQLite)."""
+    query = (
+        transcriptions.delete()
+        .where(transcriptions.c.id == transcription_id, transcriptions.c.user_id == user_id)
+        .returning(transcriptions.c.id)
+    )
+    return await db.fetch_one(query) is not None

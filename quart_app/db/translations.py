@@ -64,8 +64,10 @@ async def list_owned(db: Database, user_id: str, *, limit: int, offset: int) -> 
 
 
 async def delete_owned(db: Database, user_id: str, translation_id: str) -> bool:
-    async with db.transaction():
-        if await get_owned(db, user_id, translation_id) is None:
-            return False
-        await db.execute(translations.delete().where(translations.c.id == translation_id))
-    return True
+    """Delete one of the user's rows in a single statement (safe under concurrent deletes on SQLite)."""
+    query = (
+        translations.delete()
+        .where(translations.c.id == translation_id, translations.c.user_id == user_id)
+        .returning(translations.c.id)
+    )
+    return await db.fetch_one(query) is not None

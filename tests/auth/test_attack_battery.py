@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from collections.abc import Iterator
 
@@ -201,19 +202,21 @@ def test_revoked_api_key(server: LiveServer, auth0: FakeAuth0) -> None:
 
 
 def test_pin_brute_force_reaches_lockout(server: LiveServer, auth0: FakeAuth0) -> None:
-    token = auth0.mint(sub="auth0|pinuser", claims={"email": "pin-battery@example.test"})
+    # A fresh e-mail per run: lockout counters outlive a test in Redis for PIN_LOCKOUT_SECONDS.
+    email = f"pin-battery-{secrets.token_hex(4)}@example.test"
+    token = auth0.mint(sub=f"auth0|pin-{email}", claims={"email": email})
     me = _assert_clean(_get(server, "/api/me", token), 200)
-    assert me["user"]["email"] == "pin-battery@example.test"
+    assert me["user"]["email"] == email
     assert httpx.put(server.url + "/api/me/pin", json={"pin": "90817"},
                      headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 204
     statuses = []
     for guess in range(10000, 10006):
         response = httpx.post(server.url + "/api/auth/pin",
-                              json={"email": "pin-battery@example.test", "pin": str(guess)}, timeout=10)
+                              json={"email": email, "pin": str(guess)}, timeout=10)
         statuses.append(response.status_code)
         assert "Traceback" not in response.text
     assert statuses == [401, 401, 401, 401, 429, 429]
-    locked = httpx.post(server.url + "/api/auth/pin", json={"email": "pin-battery@example.test", "pin": "90817"},
+    locked = httpx.post(server.url + "/api/auth/pin", json={"email": email, "pin": "90817"},
                         timeout=10)
     body = _assert_clean(locked, 429, "locked_out")
     assert body["retry_after"] > 0 and locked.headers["Retry-After"]

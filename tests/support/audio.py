@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 from functools import lru_cache
@@ -21,7 +22,7 @@ def require_tool(name: str) -> str:
 def spoken(text: str, fmt: str = "wav") -> bytes:
     """`text` spoken by espeak-ng, as wav (22.05 kHz mono PCM) or converted by ffmpeg to mp3/ogg/flac/webm/m4a."""
     FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
-    stem = FIXTURE_DIR / f"speech-{abs(hash(text)) % 10**10}"
+    stem = FIXTURE_DIR / f"speech-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
     wav = stem.with_suffix(".wav")
     if not wav.exists():
         subprocess.run([require_tool("espeak-ng"), "-w", str(wav), text], check=True, capture_output=True)
