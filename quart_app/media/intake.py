@@ -9,10 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from quart import request
-from werkzeug.exceptions import RequestEntityTooLarge
-
 from ..errors import APIError
+from .uploads import multipart_file, too_large
 
 COPY_BLOCK = 1024 * 1024
 
@@ -41,17 +39,7 @@ async def receive_media(target: Path, field: str = "audio", max_bytes: int | Non
 
     The type is not checked here: callers probe the content with ffprobe. APIError 400/413/415.
     """
-    try:
-        files = await request.files
-        form = await request.form
-    except RequestEntityTooLarge:
-        raise too_large(max_bytes) from None
-    if request.mimetype != "multipart/form-data":
-        raise APIError(415, "unsupported_media_type", f"Send multipart/form-data with the file in field '{field}'.")
-    storage = files.get(field)
-    if storage is None:
-        raise APIError(400, "missing_file", f"Multipart field '{field}' with the media file is required.",
-                       extra={"field": field})
+    storage, fields = await multipart_file(field, max_bytes, "media")
     try:
         size = await asyncio.to_thread(_copy, storage.stream, target)
     finally:
@@ -61,9 +49,4 @@ async def receive_media(target: Path, field: str = "audio", max_bytes: int | Non
     if max_bytes is not None and size > max_bytes:
         raise too_large(max_bytes)
     filename = os.path.basename(storage.filename or "") or "media"
-    return ReceivedMedia(target, size, filename), {k: v for k, v in form.items()}
-
-
-def too_large(max_bytes: int | None) -> APIError:
-    limit = f" of {max_bytes // (1024 * 1024)} MB" if max_bytes else ""
-    return APIError(413, "payload_too_large", f"The upload exceeds the limit{limit}.")
+    return ReceivedMedia(target, size, filename), fields

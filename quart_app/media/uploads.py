@@ -47,23 +47,13 @@ class AudioUpload:
 
 async def receive_audio(field: str = "audio", max_bytes: int | None = None) -> tuple[AudioUpload, dict[str, str]]:
     """The uploaded audio and the form's other fields. Raises APIError 400/413/415 with a JSON message."""
-    try:
-        files = await request.files
-        form = await request.form
-    except RequestEntityTooLarge:
-        raise _too_large(max_bytes) from None
-    if request.mimetype != "multipart/form-data":
-        raise APIError(415, "unsupported_media_type", f"Send multipart/form-data with the file in field '{field}'.")
-    storage: FileStorage | None = files.get(field)
-    if storage is None:
-        raise APIError(400, "missing_file", f"Multipart field '{field}' with the audio file is required.",
-                       extra={"field": field})
+    storage, fields = await multipart_file(field, max_bytes, "audio")
     stream = storage.stream
     stream.seek(0, os.SEEK_END)
     size = stream.tell()
     stream.seek(0)
     if max_bytes is not None and size > max_bytes:
-        raise _too_large(max_bytes)
+        raise too_large(max_bytes)
     if size == 0:
         raise APIError(400, "empty_audio", "The uploaded audio file is empty.", extra={"field": field})
     filename = os.path.basename(storage.filename or "") or "audio"
@@ -79,10 +69,25 @@ async def receive_audio(field: str = "audio", max_bytes: int | None = None) -> t
     duration = formats.wav_duration(stream) if fmt is formats.WAV else None
     if duration == 0:
         raise APIError(400, "empty_audio", "The WAV file holds no audio frames.", extra={"field": field})
-    fields = {k: v for k, v in form.items()}
     return AudioUpload(stream, size, filename, fmt, duration), fields
 
 
-def _too_large(max_bytes: int | None) -> APIError:
+async def multipart_file(field: str, max_bytes: int | None, kind: str) -> tuple[FileStorage, dict[str, str]]:
+    """The spooled file in multipart field `field` and the form's other fields, or APIError 400/413/415."""
+    try:
+        files = await request.files
+        form = await request.form
+    except RequestEntityTooLarge:
+        raise too_large(max_bytes) from None
+    if request.mimetype != "multipart/form-data":
+        raise APIError(415, "unsupported_media_type", f"Send multipart/form-data with the file in field '{field}'.")
+    storage: FileStorage | None = files.get(field)
+    if storage is None:
+        raise APIError(400, "missing_file", f"Multipart field '{field}' with the {kind} file is required.",
+                       extra={"field": field})
+    return storage, {k: v for k, v in form.items()}
+
+
+def too_large(max_bytes: int | None) -> APIError:
     limit = f" of {max_bytes // (1024 * 1024)} MB" if max_bytes else ""
     return APIError(413, "payload_too_large", f"The upload exceeds the limit{limit}.")
