@@ -18,14 +18,22 @@ def require_tool(name: str) -> str:
     return path
 
 
+def spoken_path(text: str) -> Path:
+    """The espeak-ng WAV of `text`, generated on first use."""
+    FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
+    wav = FIXTURE_DIR / f"speech-{hashlib.sha256(text.encode()).hexdigest()[:16]}.wav"
+    if not wav.exists():
+        partial = wav.with_suffix(".partial.wav")
+        subprocess.run([require_tool("espeak-ng"), "-w", str(partial), text], check=True, capture_output=True)
+        partial.replace(wav)
+    return wav
+
+
 @lru_cache(maxsize=32)
 def spoken(text: str, fmt: str = "wav") -> bytes:
     """`text` spoken by espeak-ng, as wav (22.05 kHz mono PCM) or converted by ffmpeg to mp3/ogg/flac/webm/m4a."""
-    FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
-    stem = FIXTURE_DIR / f"speech-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-    wav = stem.with_suffix(".wav")
-    if not wav.exists():
-        subprocess.run([require_tool("espeak-ng"), "-w", str(wav), text], check=True, capture_output=True)
+    wav = spoken_path(text)
+    stem = wav.with_suffix("")
     if fmt == "wav":
         return wav.read_bytes()
     out = stem.with_suffix("." + fmt)

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from tests.support.audio import FIXTURE_DIR as AUDIO_DIR
-from tests.support.audio import require_tool, spoken
+from tests.support.audio import require_tool, spoken_path
 
 MEDIA_DIR = AUDIO_DIR.parent / "media"
 SENTENCES = (
@@ -34,8 +34,7 @@ def _cached(name: str, build) -> Path:  # type: ignore[no-untyped-def]
 
 
 def _speech_wav(text: str) -> Path:
-    spoken(text)  # writes the wav into the audio fixture directory
-    return AUDIO_DIR / f"speech-{abs(hash(text)) % 10**10}.wav"
+    return spoken_path(text)
 
 
 def spoken_video() -> Path:
