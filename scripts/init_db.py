@@ -36,7 +36,12 @@ from databases import Database  # noqa: E402
 from quart_app.auth.pins import hash_pin, validate_pin  # noqa: E402
 from quart_app.db import migrations, users  # noqa: E402
 from quart_app.db.api_keys import create_api_key  # noqa: E402
-from quart_app.db.database import DatabaseUnavailable, connect, open_database  # noqa: E402
+from quart_app.db.database import (  # noqa: E402
+    DatabaseUnavailable,
+    connect,
+    open_database,
+    write_transaction,
+)
 from quart_app.settings import Settings, SettingsError, redact_url  # noqa: E402
 
 T = TypeVar("T")
@@ -197,7 +202,7 @@ async def upgrade(db: Database) -> None:
 
 async def reset(db: Database) -> None:
     """Drop this service's tables (in one transaction, so an interrupted drop changes nothing), then re-create."""
-    async with db.transaction():
+    async with write_transaction(db):
         dropped = await migrations.drop_all(db)
     print(f"dropped tables: {', '.join(dropped)}" if dropped else "no tables of this service to drop")
     await upgrade(db)
@@ -299,7 +304,7 @@ async def create_account(db: Database, req: AccountRequest) -> None:
         raise Failure(f"a user with email {req.email} already exists ({existing.id}); nothing created{hint}")
 
     try:
-        async with db.transaction():
+        async with write_transaction(db):
             if existing is None:
                 user = await users.create_user(db, email=req.email, name=req.name, role=req.role, pin_hash=req.pin_hash)
                 action = "created"

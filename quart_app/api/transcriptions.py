@@ -11,6 +11,7 @@ from quart_schema import DataSource, document_request, document_response, valida
 
 from ..auth.guards import current_principal, require_auth
 from ..db import transcriptions, usage
+from ..db.database import write_transaction
 from ..errors import APIError
 from ..media.uploads import receive_audio
 from ..metering import transcription_cost
@@ -63,7 +64,7 @@ async def transcribe(route: str):  # type: ignore[no-untyped-def]
 
     principal = current_principal()
     db = rt.database()
-    async with db.transaction():
+    async with write_transaction(db):
         record = await transcriptions.create(
             db, user_id=principal.user.id, provider=provider_name, transcript=result.text, model=result.model,
             language=result.language, duration_s=result.duration_s, segments=result.segments,

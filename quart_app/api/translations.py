@@ -10,6 +10,7 @@ from quart_schema import validate_querystring, validate_request, validate_respon
 
 from ..auth.guards import current_principal, require_auth
 from ..db import translations, usage
+from ..db.database import write_transaction
 from ..errors import APIError
 from ..metering import translation_cost
 from ..runtime import runtime
@@ -41,7 +42,7 @@ async def translate(provider: str, data: TranslationIn):  # type: ignore[no-unty
     latency_ms = int((time.perf_counter() - started) * 1000)
     principal = current_principal()
     db = rt.database()
-    async with db.transaction():
+    async with write_transaction(db):
         record = await translations.create(
             db, user_id=principal.user.id, provider=provider, model=result.model,
             source_language=data.source_language, target_language=data.target_language, text=text,

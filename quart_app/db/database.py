@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from databases import Database
@@ -48,6 +50,28 @@ def _describe(exc: BaseException) -> str:
 
 def dialect(db: Database) -> str:
     return "sqlite" if db.url.dialect == "sqlite" else "postgresql"
+
+
+@contextlib.asynccontextmanager
+async def write_transaction(db: Database) -> AsyncIterator[None]:
+    """A transaction that will write. On SQLite it takes the write lock up front (BEGIN IMMEDIATE).
+
+    A deferred BEGIN reads a WAL snapshot first; if another connection commits before this one writes,
+    SQLite answers SQLITE_BUSY_SNAPSHOT ("database is locked") at once, without the busy timeout.
+    Taking the lock at BEGIN waits politely instead. PostgreSQL needs nothing special.
+    """
+    if dialect(db) != "sqlite":
+        async with db.transaction():
+            yield
+        return
+    async with db.connection() as connection:
+        await connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await connection.execute("ROLLBACK")
+            raise
+        await connection.execute("COMMIT")
 
 
 def new_id(prefix: str) -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..db import jobs as job_store
 from ..db import transcriptions, usage
+from ..db.database import write_transaction
 from ..errors import APIError
 from ..metering import transcription_cost
 from .long_media import transcribe_media
@@ -201,7 +202,7 @@ class JobRunner:
             await asyncio.to_thread(shutil.rmtree, work, True)
         latency_ms = int((time.perf_counter() - started) * 1000)
         # The transcript, the bill and the job's end commit together: a crash leaves none or all three.
-        async with db.transaction():
+        async with write_transaction(db):
             record = await transcriptions.create(
                 db, user_id=job.user_id, provider=job.provider, transcript=result.text, model=result.model,
                 language=result.language, duration_s=result.duration_s, segments=result.segments, source="job",

@@ -14,7 +14,7 @@ from types import ModuleType
 
 from databases import Database
 
-from ..database import dialect, now
+from ..database import dialect, now, write_transaction
 
 # Serialises concurrent upgrades (two instances booting at once) on PostgreSQL.
 _PG_LOCK_KEY = 0x766F6963  # "voic"
@@ -77,7 +77,7 @@ async def upgrade(db: Database, target: int | None = None) -> list[Migration]:
     for migration in all_migrations():
         if target is not None and migration.version > target:
             break
-        async with db.transaction():
+        async with write_transaction(db):
             if name == "postgresql":
                 await db.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
             exists = await db.fetch_val(
