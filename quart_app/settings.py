@@ -129,6 +129,7 @@ class Settings:
     auth0_admin_permission: str = "admin"
     auth0_jwks_min_refresh_s: float = 10.0
     rate_limit_per_minute: int = 100
+    trusted_proxy_count: int = 0
     pin_max_attempts: int = 5
     pin_lockout_seconds: int = 900
 
@@ -188,6 +189,7 @@ class Settings:
             "auth0_admin_permission": reader.text("AUTH0_ADMIN_PERMISSION") or "admin",
             "auth0_jwks_min_refresh_s": reader.number("AUTH0_JWKS_MIN_REFRESH_S", 10.0, minimum=0.1),
             "rate_limit_per_minute": reader.integer("RATE_LIMIT_PER_MINUTE", 100, minimum=1),
+            "trusted_proxy_count": reader.integer("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10),
             "pin_max_attempts": reader.integer("PIN_MAX_ATTEMPTS", 5, minimum=1, maximum=100),
             "pin_lockout_seconds": reader.integer("PIN_LOCKOUT_SECONDS", 900, minimum=1),
             "openai_api_key": reader.secret("OPENAI_API_KEY"),

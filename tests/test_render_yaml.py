@@ -32,7 +32,7 @@ PROVIDER_SECRETS = (
     "CORS_ORIGINS",
 )
 # The only variables allowed a literal value in the file; everything else is generated, linked or prompted.
-LITERAL_OK = {"PYTHON_VERSION": "3.11.7", "APP_ENV": "production", "LOG_FORMAT": "json"}
+LITERAL_OK = {"PYTHON_VERSION": "3.11.7", "APP_ENV": "production", "LOG_FORMAT": "json", "TRUSTED_PROXY_COUNT": "1"}
 # Shapes of real credentials that must never appear in the file.
 CREDENTIAL_PATTERNS = (
     r"sk-[A-Za-z0-9_-]{16,}",  # OpenAI / DeepSeek

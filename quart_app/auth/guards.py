@@ -69,8 +69,20 @@ def current_principal() -> Principal:
 
 
 def client_address() -> str:
-    """The caller's address; trusts X-Forwarded-For's first hop only behind a proxy (Render sets it)."""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and runtime().settings.app_env == "production":
-        return forwarded.split(",")[0].strip()[:64]
-    return (request.remote_addr or "unknown")[:64]
+    """The caller's address, for lockouts and logs.
+
+    X-Forwarded-For is "client, proxy1, proxy2": a client can write anything at its left end, so only
+    the entries our own TRUSTED_PROXY_COUNT proxies appended (at the right end) are believed.
+    """
+    return forwarded_client(
+        request.headers.get("X-Forwarded-For", ""), request.remote_addr, runtime().settings.trusted_proxy_count
+    )
+
+
+def forwarded_client(forwarded_for: str, remote_addr: str | None, trusted_proxies: int) -> str:
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    if trusted_proxies > 0 and hops:
+        # The last proxy we trust appended the address it saw: that is the client, unless the chain is short.
+        index = max(len(hops) - trusted_proxies, 0)
+        return hops[index][:64]
+    return (remote_addr or "unknown")[:64]
