@@ -6,6 +6,7 @@ Each hostile request must get its documented status and a JSON body without any 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -257,14 +258,15 @@ async def test_socketio_handshake_uses_the_same_verifier(server: LiveServer, aut
         await good.disconnect()
 
     # An API key works in the handshake too, and a revoked one is refused like a bad token.
-    key_id, key = _create_key(server, auth0, "auth0|socket")
+    key_id, key = await asyncio.to_thread(_create_key, server, auth0, "auth0|socket")
     with_key = socketio.AsyncClient(reconnection=False)
     await with_key.connect(server.url, auth={"token": key}, transports=["websocket"], wait_timeout=5)
     try:
         assert (await with_key.call("ping_server", {}, timeout=5))["user_id"] == reply["user_id"]
     finally:
         await with_key.disconnect()
-    assert httpx.delete(f"{server.url}/api/keys/{key_id}", headers={"x-api-key": key}, timeout=10).status_code == 204
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        assert (await http.delete(f"/api/keys/{key_id}", headers={"x-api-key": key})).status_code == 204
     revoked = socketio.AsyncClient(reconnection=False)
     revoked_errors: list = []
     revoked.on("connect_error", revoked_errors.append)
