@@ -27,8 +27,7 @@ class RateLimiter:
     def __init__(self, store: CounterStore, per_minute: int) -> None:
         self.store = store
         self.per_minute = per_minute
-
-    _last_warning = 0.0
+        self._last_warning = float("-inf")  # monotonic time of the last "Redis unreachable" warning
 
     async def check(self, subject: str) -> RateDecision:
         try:
@@ -36,7 +35,7 @@ class RateLimiter:
         except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
             # Fail open: losing Redis must not take the whole API down; PIN lockouts, in contrast, fail closed.
             if time.monotonic() - self._last_warning > 30:
-                RateLimiter._last_warning = time.monotonic()
+                self._last_warning = time.monotonic()
                 log.warning("rate limiting suspended, Redis unreachable: %s", exc)
             return RateDecision(True, self.per_minute, self.per_minute, 0.0)
         remaining = max(0, self.per_minute - count)
