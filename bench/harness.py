@@ -75,9 +75,20 @@ class Server:
     def start(self, timeout: float = 30.0) -> Server:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hypercorn", "--config", "hypercorn.toml", "--bind", f"127.0.0.1:{self.port}",
-             self.app],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "hypercorn",
+                "--config",
+                "hypercorn.toml",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                self.app,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -246,8 +257,9 @@ def big_wav(size_mb: int, directory: Path | None = None, sample_rate: int = 1600
     return path
 
 
-def post_file(url: str, path: Path, *, headers: dict[str, str] | None = None, field_name: str = "audio",
-              timeout: float = 120.0) -> tuple[httpx.Response, float]:
+def post_file(
+    url: str, path: Path, *, headers: dict[str, str] | None = None, field_name: str = "audio", timeout: float = 120.0
+) -> tuple[httpx.Response, float]:
     """POST `path` as multipart field `field_name`; httpx streams the file from disk in 64 KiB reads and
     sends a Content-Length. Returns the response and wall seconds."""
     with open(path, "rb") as handle, httpx.Client(timeout=timeout) as client:

@@ -46,9 +46,10 @@ def discover() -> dict[str, ModuleType]:
 def build_parser(benchmarks: dict[str, ModuleType]) -> argparse.ArgumentParser:
     listing = "\n".join(f"  {name:<20} {getattr(m, 'DESCRIPTION', '')}" for name, m in benchmarks.items())
     parser = argparse.ArgumentParser(
-        prog="python bench/run.py", description="Run benchmarks; print Markdown tables; write " + str(
-            RESULTS.relative_to(ROOT)),
-        epilog="benchmarks:\n" + listing, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python bench/run.py",
+        description="Run benchmarks; print Markdown tables; write " + str(RESULTS.relative_to(ROOT)),
+        epilog="benchmarks:\n" + listing,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
@@ -94,9 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(benchmarks)}")
     selected = args.names or list(benchmarks)
 
-    header = (f"# Benchmarks {dt.datetime.now().isoformat(timespec='seconds')}\n\n"
-              f"{platform.node()} · Python {platform.python_version()} · {os.cpu_count()} CPUs · "
-              f"{platform.platform()}\n")
+    header = (
+        f"# Benchmarks {dt.datetime.now().isoformat(timespec='seconds')}\n\n"
+        f"{platform.node()} · Python {platform.python_version()} · {os.cpu_count()} CPUs · "
+        f"{platform.platform()}\n"
+    )
     sections, failed = [header], []
     print(header)
     for name in selected:

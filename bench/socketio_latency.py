@@ -27,8 +27,9 @@ WARMUP = 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-n", type=int, default=500, help="socketio_latency: sequential calls (500)")
     parser.add_argument("--latency-clients", type=int, default=50, help="socketio_latency: concurrent clients (50)")
-    parser.add_argument("--latency-per-client", type=int, default=20,
-                        help="socketio_latency: calls per concurrent client (20)")
+    parser.add_argument(
+        "--latency-per-client", type=int, default=20, help="socketio_latency: calls per concurrent client (20)"
+    )
 
 
 async def _connect(url: str) -> socketio.AsyncClient:
@@ -51,9 +52,12 @@ async def _round_trips(client: socketio.AsyncClient, count: int) -> list[float]:
 def _row(mode: str, times: list[float], wall: float) -> dict[str, object]:
     ms = [t * 1000 for t in times]
     return {
-        "mode": mode, "calls": len(ms),
-        "p50 (ms)": round(harness.percentile(ms, 50), 2), "p95 (ms)": round(harness.percentile(ms, 95), 2),
-        "p99 (ms)": round(harness.percentile(ms, 99), 2), "max (ms)": round(max(ms), 2),
+        "mode": mode,
+        "calls": len(ms),
+        "p50 (ms)": round(harness.percentile(ms, 50), 2),
+        "p95 (ms)": round(harness.percentile(ms, 95), 2),
+        "p99 (ms)": round(harness.percentile(ms, 99), 2),
+        "max (ms)": round(max(ms), 2),
         "calls/s": round(len(ms) / wall),
     }
 
@@ -87,8 +91,12 @@ def run(args: argparse.Namespace) -> list[dict[str, object]]:
     with tempfile.TemporaryDirectory(prefix="bench-sio-") as tmp_name:
         tmp = Path(tmp_name)
         servers = [
-            ("ours (asgi:application)", "asgi:application",
-             {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db"}, "/health/live"),
+            (
+                "ours (asgi:application)",
+                "asgi:application",
+                {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db"},
+                "/health/live",
+            ),
             ("peer: bare python-socketio", "bench.peers.bare_socketio:app", {}, "/socket.io/?EIO=4&transport=polling"),
         ]
         for label, app, env, ready in servers:

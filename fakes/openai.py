@@ -1,4 +1,5 @@
-"""FakeOpenAI: `/v1/audio/transcriptions`, `/v1/chat/completions` and `/v1/models` as OpenAI serves them.
+"""FakeOpenAI: `/v1/audio/transcriptions`, `/v1/audio/speech`, `/v1/chat/completions` and `/v1/models` as
+OpenAI serves them.
 
 Point the SDK at it with `AsyncOpenAI(api_key=fake.api_key, base_url=fake.base_url + "/v1")`.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes import audio
+from fakes import audio, speech
 from fakes.openai_compat import OpenAICompatibleFake
 
 CHAT_MODELS = ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "gpt-4.1-nano", "gpt-5-mini"]
@@ -26,13 +27,22 @@ class FakeOpenAI(OpenAICompatibleFake):
 
     `max_request_bytes` is the upload limit (the real 25 MiB by default); lower it to test 413 handling.
     `transcripts.register(...)` / `register_transcript(...)` fixes what given audio transcribes to.
+    `speech_engine` picks how `/v1/audio/speech` speaks: "auto" (espeak-ng when installed, else a tone
+    babble), "espeak" (same), or "tone" (always the babble: byte-identical on every machine).
     """
 
     name = "openai"
 
-    def __init__(self, api_key: str = "sk-fake-openai-key", *, max_request_bytes: int = OPENAI_FILE_LIMIT) -> None:
-        super().__init__(api_key, CHAT_MODELS + TRANSCRIBE_MODELS)
+    def __init__(
+        self,
+        api_key: str = "sk-fake-openai-key",
+        *,
+        max_request_bytes: int = OPENAI_FILE_LIMIT,
+        speech_engine: str = "auto",
+    ) -> None:
+        super().__init__(api_key, CHAT_MODELS + TRANSCRIBE_MODELS + speech.SPEECH_MODELS)
         self.max_request_bytes = max_request_bytes
+        self.speech_engine = speech_engine
         self.transcripts = audio.TranscriptRegistry()
 
     def register_transcript(self, audio_or_sha256: bytes | str, text: str) -> str:
@@ -41,6 +51,7 @@ class FakeOpenAI(OpenAICompatibleFake):
     def routes(self) -> list[web.AbstractRouteDef]:
         return [
             web.post("/v1/audio/transcriptions", self.transcriptions),
+            web.post("/v1/audio/speech", self.speech),
             web.post("/v1/chat/completions", self.chat_completions),
             web.get("/v1/models", self.list_models),
         ]
@@ -70,11 +81,18 @@ class FakeOpenAI(OpenAICompatibleFake):
                     data += chunk
             if part.filename is not None or part.name == "file":
                 upload = {
-                    "filename": part.filename, "content_type": part.headers.get("Content-Type"), "data": bytes(data),
+                    "filename": part.filename,
+                    "content_type": part.headers.get("Content-Type"),
+                    "data": bytes(data),
                 }
             elif part.name:
                 fields.setdefault(part.name, []).append(data.decode("utf-8", "replace"))
         return fields, upload, total
+
+    # ----- text to speech (fakes/speech.py) -----------------------------------------------------
+
+    async def speech(self, request: web.Request) -> web.StreamResponse:
+        return await speech.respond(self, request)
 
     # ----- transcription ----------------------------------------------------------------------
 
@@ -97,7 +115,9 @@ class FakeOpenAI(OpenAICompatibleFake):
         record.fields = fields
         if upload is not None:
             record.files["file"] = {
-                "filename": upload["filename"], "content_type": upload["content_type"], "size": len(upload["data"]),
+                "filename": upload["filename"],
+                "content_type": upload["content_type"],
+                "size": len(upload["data"]),
                 "sha256": audio.sha256_hex(upload["data"]),
             }
         if total > self.max_request_bytes:
@@ -135,19 +155,25 @@ class FakeOpenAI(OpenAICompatibleFake):
         response_format = field.get("response_format", "json")
         if response_format not in RESPONSE_FORMATS:
             return self.error(
-                400, f"'{response_format}' is not one of {list(RESPONSE_FORMATS)} - 'response_format'",
+                400,
+                f"'{response_format}' is not one of {list(RESPONSE_FORMATS)} - 'response_format'",
                 param="response_format",
             )
         if model != "whisper-1" and response_format not in ("json", "text"):
             return self.error(
-                400, f"response_format '{response_format}' is not compatible with model '{model}'. "
-                "Use 'json' or 'text' instead.", param="response_format", code="unsupported_value",
+                400,
+                f"response_format '{response_format}' is not compatible with model '{model}'. "
+                "Use 'json' or 'text' instead.",
+                param="response_format",
+                code="unsupported_value",
             )
         language = field.get("language")
         if language is not None and not re.fullmatch(r"[a-z]{2}", language):
             return self.error(
-                400, f"Invalid language '{language}'. Language parameter must be specified in ISO-639-1 format.",
-                param="language", code="invalid_language_format",
+                400,
+                f"Invalid language '{language}'. Language parameter must be specified in ISO-639-1 format.",
+                param="language",
+                code="invalid_language_format",
             )
         if "temperature" in field:
             try:
@@ -164,15 +190,18 @@ class FakeOpenAI(OpenAICompatibleFake):
         if response_format == "text":
             return web.Response(text=text + "\n", content_type="text/plain", headers=self.headers())
         if response_format in ("srt", "vtt"):
-            return web.Response(text=_subtitles(segments, response_format), content_type="text/plain",
-                                headers=self.headers())
+            return web.Response(
+                text=_subtitles(segments, response_format), content_type="text/plain", headers=self.headers()
+            )
         if model == "whisper-1":
             usage: dict[str, Any] = {"type": "duration", "seconds": math.ceil(duration)}
         else:
             input_tokens = max(int(duration * 10), 1)
             output_tokens = max(len(text.split()), 1)
             usage = {
-                "type": "tokens", "input_tokens": input_tokens, "output_tokens": output_tokens,
+                "type": "tokens",
+                "input_tokens": input_tokens,
+                "output_tokens": output_tokens,
                 "total_tokens": input_tokens + output_tokens,
                 "input_token_details": {"text_tokens": 0, "audio_tokens": input_tokens},
             }
@@ -208,11 +237,21 @@ def _segments(text: str, duration: float) -> list[dict[str, Any]]:
             clock += per_word
         tokens = list(range(token, token + len(words)))
         token += len(words)
-        segments.append({
-            "id": index, "seek": 0, "start": timed_words[0]["start"], "end": timed_words[-1]["end"],
-            "text": " " + sentence, "tokens": tokens, "temperature": 0.0, "avg_logprob": -0.25,
-            "compression_ratio": 1.2, "no_speech_prob": 0.01, "_words": timed_words,
-        })
+        segments.append(
+            {
+                "id": index,
+                "seek": 0,
+                "start": timed_words[0]["start"],
+                "end": timed_words[-1]["end"],
+                "text": " " + sentence,
+                "tokens": tokens,
+                "temperature": 0.0,
+                "avg_logprob": -0.25,
+                "compression_ratio": 1.2,
+                "no_speech_prob": 0.01,
+                "_words": timed_words,
+            }
+        )
     return segments
 
 

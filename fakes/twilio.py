@@ -1,25 +1,32 @@
-"""FakeTwilio: the 2010-04-01 Calls REST resource, plus webhook signing like Twilio does it.
+"""FakeTwilio: the 2010-04-01 Calls and Recordings REST resources, plus webhook signing like Twilio does it.
 
 Point twilio-python at it with `client = Client(sid, token); client.api.base_url = fake.base_url`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
 import email.utils
 import hashlib
 import hmac
+import inspect
+import logging
+import shutil
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from fakes import audio
 from fakes.base import FakeService
+
+log = logging.getLogger(__name__)
 
 API = "/2010-04-01"
 TERMINAL = {"completed", "busy", "failed", "no-answer", "canceled"}
@@ -37,8 +44,9 @@ def _pairs(params: Mapping[str, Any] | Iterable[tuple[str, str]] | None) -> list
     return pairs
 
 
-def sign(url: str, params: Mapping[str, Any] | Iterable[tuple[str, str]] | None, auth_token: str,
-         algorithm: str = "sha1") -> str:
+def sign(
+    url: str, params: Mapping[str, Any] | Iterable[tuple[str, str]] | None, auth_token: str, algorithm: str = "sha1"
+) -> str:
     """The X-Twilio-Signature Twilio sends: base64(HMAC(token, url + each name+value, names sorted)).
 
     Repeated names contribute each distinct value in sorted order, as twilio-python's validator expects.
@@ -54,11 +62,15 @@ def sign(url: str, params: Mapping[str, Any] | Iterable[tuple[str, str]] | None,
 
 async def post_webhook(url: str, params: Mapping[str, Any], auth_token: str) -> tuple[int, str]:
     """POST a form webhook to the service as Twilio would (signed); returns (status, body)."""
-    headers = {"X-Twilio-Signature": sign(url, params, auth_token), "User-Agent": "TwilioProxy/1.1",
-               "I-Twilio-Idempotency-Token": str(uuid.uuid4())}
-    async with aiohttp.ClientSession() as session, session.post(
-        url, data=_pairs(params), headers=headers, timeout=aiohttp.ClientTimeout(total=10)
-    ) as response:
+    headers = {
+        "X-Twilio-Signature": sign(url, params, auth_token),
+        "User-Agent": "TwilioProxy/1.1",
+        "I-Twilio-Idempotency-Token": str(uuid.uuid4()),
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=_pairs(params), headers=headers, timeout=aiohttp.ClientTimeout(total=10)) as response,
+    ):
         return response.status, await response.text()
 
 
@@ -84,6 +96,9 @@ class FakeTwilio(FakeService):
         self.auth_token = auth_token
         self.calls: dict[str, dict[str, Any]] = {}
         self.instructions: dict[str, list[dict[str, str]]] = {}
+        self.recordings: dict[str, dict[str, Any]] = {}
+        self._recording_media: dict[str, dict[str, bytes]] = {}
+        self._call_update_hooks: list[Callable[[str, dict[str, str]], Any]] = []
         self._state_lock = threading.Lock()
 
     def sign(self, url: str, params: Mapping[str, Any] | None = None) -> str:
@@ -97,12 +112,75 @@ class FakeTwilio(FakeService):
         with self._state_lock:
             return self._set_status(self.calls[call_sid], status)
 
+    def on_call_update(self, callback: Callable[[str, dict[str, str]], Any]) -> Callable[[], None]:
+        """Call `callback(call_sid, update)` after each accepted `POST .../Calls/{CallSid}.json`.
+
+        `update` holds the posted `Twiml`, `Url`, `Method` and `Status` that were present. The callback runs on
+        the fake's loop (a coroutine function is awaited); its errors are logged, never sent to the client.
+        Returns a function that unregisters it.
+        """
+        with self._state_lock:
+            self._call_update_hooks.append(callback)
+
+        def unsubscribe() -> None:
+            with self._state_lock:
+                if callback in self._call_update_hooks:
+                    self._call_update_hooks.remove(callback)
+
+        return unsubscribe
+
+    def add_recording(
+        self, audio_bytes: bytes, *, call_sid: str | None = None, source: str = "StartCallRecording", channels: int = 1
+    ) -> tuple[str, str]:
+        """Store a recording (WAV or MP3 bytes) and return (RecordingSid, media URL without extension).
+
+        The URL serves WAV (no extension or `.wav`), MP3 (`.mp3`, converted with ffmpeg when needed) and the
+        metadata (`.json`), all behind HTTP Basic auth, like an account with media authentication on.
+        """
+        fmt, duration = audio.probe(audio_bytes)
+        if fmt not in ("wav", "mp3"):
+            raise ValueError(f"recordings are WAV or MP3, not {fmt}")
+        sid = "RE" + uuid.uuid4().hex
+        now = dt.datetime.now(dt.UTC)
+        path = f"{API}/Accounts/{self.account_sid}/Recordings/{sid}"
+        metadata = {
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "call_sid": call_sid,
+            "conference_sid": None,
+            "date_created": _rfc2822(now),
+            "date_updated": _rfc2822(now),
+            "start_time": _rfc2822(now - dt.timedelta(seconds=duration)),
+            "duration": str(int(round(duration))),
+            "sid": sid,
+            "price": None,
+            "price_unit": "USD",
+            "status": "completed",
+            "channels": channels,
+            "source": source,
+            "error_code": None,
+            "track": "both",
+            "encryption_details": None,
+            "uri": f"{path}.json",
+            "media_url": None,
+            "subresource_uris": {
+                "add_on_results": f"{path}/AddOnResults.json",
+                "transcriptions": f"{path}/Transcriptions.json",
+            },
+        }
+        with self._state_lock:
+            self.recordings[sid] = metadata
+            self._recording_media[sid] = {fmt: audio_bytes}
+        return sid, f"{self.base_url}{path}"
+
     # ----- HTTP plumbing ----------------------------------------------------------------------
 
     def routes(self) -> list[web.AbstractRouteDef]:
         calls = API + "/Accounts/{account}/Calls.json"
         call = API + "/Accounts/{account}/Calls/{call_sid}.json"
+        recording = API + "/Accounts/{account}/Recordings/{recording}"
         return [
+            web.get(recording, self.fetch_recording),
             web.get(API + "/Accounts/{account}.json", self.fetch_account),
             web.post(calls, self.create_call),
             web.get(calls, self.list_calls),
@@ -116,10 +194,15 @@ class FakeTwilio(FakeService):
         return self.error(status, code, message or "Injected failure", headers)
 
     def error(self, status: int, code: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-        body = {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-                "status": status}
-        return web.json_response(body, status=status, headers={"Twilio-Request-Id": "RQ" + uuid.uuid4().hex,
-                                                                **(headers or {})})
+        body = {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        }
+        return web.json_response(
+            body, status=status, headers={"Twilio-Request-Id": "RQ" + uuid.uuid4().hex, **(headers or {})}
+        )
 
     def _authenticate(self, request: web.Request) -> web.Response | None:
         header = request.headers.get("Authorization", "")
@@ -153,17 +236,45 @@ class FakeTwilio(FakeService):
         now = dt.datetime.now(dt.UTC)
         call_sid = "CA" + uuid.uuid4().hex
         base = f"{API}/Accounts/{self.account_sid}/Calls/{call_sid}"
-        subresources = ["feedback", "notifications", "recordings", "streams", "payments", "events", "siprec",
-                        "transcriptions", "user_defined_message_subscriptions", "user_defined_messages"]
+        subresources = [
+            "feedback",
+            "notifications",
+            "recordings",
+            "streams",
+            "payments",
+            "events",
+            "siprec",
+            "transcriptions",
+            "user_defined_message_subscriptions",
+            "user_defined_messages",
+        ]
         return {
-            "account_sid": self.account_sid, "annotation": None, "answered_by": None, "api_version": "2010-04-01",
-            "caller_name": None, "date_created": _rfc2822(now), "date_updated": _rfc2822(now),
-            "direction": "outbound-api", "duration": None, "end_time": None, "forwarded_from": None,
-            "from": form["From"], "from_formatted": _formatted(form["From"]), "group_sid": None,
-            "parent_call_sid": None, "phone_number_sid": "PN" + uuid.uuid4().hex, "price": None,
-            "price_unit": "USD", "queue_time": "0", "sid": call_sid, "start_time": None, "status": "queued",
+            "account_sid": self.account_sid,
+            "annotation": None,
+            "answered_by": None,
+            "api_version": "2010-04-01",
+            "caller_name": None,
+            "date_created": _rfc2822(now),
+            "date_updated": _rfc2822(now),
+            "direction": "outbound-api",
+            "duration": None,
+            "end_time": None,
+            "forwarded_from": None,
+            "from": form["From"],
+            "from_formatted": _formatted(form["From"]),
+            "group_sid": None,
+            "parent_call_sid": None,
+            "phone_number_sid": "PN" + uuid.uuid4().hex,
+            "price": None,
+            "price_unit": "USD",
+            "queue_time": "0",
+            "sid": call_sid,
+            "start_time": None,
+            "status": "queued",
             "subresource_uris": {name: f"{base}/{name.replace('_', '')}.json" for name in subresources},
-            "to": form["To"], "to_formatted": _formatted(form["To"]), "trunk_sid": None,
+            "to": form["To"],
+            "to_formatted": _formatted(form["To"]),
+            "trunk_sid": None,
             "uri": self._call_uri(call_sid),
         }
 
@@ -183,11 +294,17 @@ class FakeTwilio(FakeService):
         denied = self._authenticate(request)
         if denied is not None:
             return denied
-        return web.json_response({
-            "sid": self.account_sid, "friendly_name": "Fake Twilio account", "status": "active", "type": "Full",
-            "owner_account_sid": self.account_sid, "auth_token": self.auth_token,
-            "uri": f"{API}/Accounts/{self.account_sid}.json",
-        })
+        return web.json_response(
+            {
+                "sid": self.account_sid,
+                "friendly_name": "Fake Twilio account",
+                "status": "active",
+                "type": "Full",
+                "owner_account_sid": self.account_sid,
+                "auth_token": self.auth_token,
+                "uri": f"{API}/Accounts/{self.account_sid}.json",
+            }
+        )
 
     async def create_call(self, request: web.Request) -> web.Response:
         denied = self._authenticate(request)
@@ -219,10 +336,19 @@ class FakeTwilio(FakeService):
                 calls = [c for c in calls if c[key] == query[field]]
         page = calls[:page_size]
         uri = f"{API}/Accounts/{self.account_sid}/Calls.json?PageSize={page_size}&Page=0"
-        return web.json_response({
-            "calls": page, "end": max(len(page) - 1, 0), "first_page_uri": uri, "next_page_uri": None,
-            "page": 0, "page_size": page_size, "previous_page_uri": None, "start": 0, "uri": uri,
-        })
+        return web.json_response(
+            {
+                "calls": page,
+                "end": max(len(page) - 1, 0),
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "page": 0,
+                "page_size": page_size,
+                "previous_page_uri": None,
+                "start": 0,
+                "uri": uri,
+            }
+        )
 
     async def fetch_call(self, request: web.Request) -> web.Response:
         denied = self._authenticate(request)
@@ -255,6 +381,15 @@ class FakeTwilio(FakeService):
             elif status == "completed" and call["status"] not in TERMINAL:
                 self._set_status(call, "completed")
             body = dict(call)
+            hooks = list(self._call_update_hooks)
+        update = {**redirect, **({"Status": status} if status is not None else {})}
+        for hook in hooks:
+            try:
+                result = hook(body["sid"], dict(update))
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # noqa: BLE001 - a test hook must not turn into a Twilio error
+                log.exception("FakeTwilio call-update hook failed")
         return web.json_response(body)
 
     async def delete_call(self, request: web.Request) -> web.Response:
@@ -264,3 +399,52 @@ class FakeTwilio(FakeService):
         with self._state_lock:
             removed = self.calls.pop(request.match_info["call_sid"], None)
         return web.Response(status=204) if removed else self._not_found(request)
+
+    async def fetch_recording(self, request: web.Request) -> web.StreamResponse:
+        """`.../Recordings/{Sid}[.wav|.mp3|.json]`: media (WAV by default) or metadata."""
+        denied = self._authenticate(request)
+        if denied is not None:
+            return denied
+        name = request.match_info["recording"]
+        sid, dot, extension = name.partition(".")
+        extension = extension.lower() if dot else "wav"
+        with self._state_lock:
+            metadata = dict(self.recordings.get(sid) or {})
+            media = dict(self._recording_media.get(sid) or {})
+        if not metadata or extension not in ("wav", "mp3", "json"):
+            return self._not_found(request)
+        if extension == "json":
+            origin = f"{request.scheme}://{request.host}"
+            return web.json_response(
+                {**metadata, "media_url": f"{origin}{API}/Accounts/{self.account_sid}/Recordings/{sid}"}
+            )
+        data = media.get(extension)
+        if data is None:
+            data = await self._convert(next(iter(media.values())), extension)
+            if data is None:
+                return self.error(500, 20500, f"cannot produce {extension} audio here (ffmpeg is not installed)")
+            with self._state_lock:
+                self._recording_media.setdefault(sid, {})[extension] = data
+        content_type = "audio/x-wav" if extension == "wav" else "audio/mpeg"
+        return web.Response(body=data, content_type=content_type)
+
+    @staticmethod
+    async def _convert(data: bytes, extension: str) -> bytes | None:
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            return None
+        codec = ["-c:a", "libmp3lame", "-f", "mp3"] if extension == "mp3" else ["-c:a", "pcm_s16le", "-f", "wav"]
+        process = await asyncio.create_subprocess_exec(
+            ffmpeg,
+            "-loglevel",
+            "error",
+            "-i",
+            "pipe:0",
+            *codec,
+            "pipe:1",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        output, _ = await process.communicate(data)
+        return output if process.returncode == 0 and output else None

@@ -5,24 +5,35 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from quart import Quart, Response, g, request
 from quart_cors import cors
 from quart_schema import QuartSchema
 
 from .api.openapi_provider import ValidOpenAPIProvider
-from .errors import register_error_handlers
-from .lifecycle import serving
+from .features import FeatureFactory
 from .logging_setup import configure_logging
-from .media.limits import LimitedASGIHTTPConnection, LimitedRequest
-from .providers.registry import build_providers
-from .runtime import Runtime
-from .settings import Settings
-from .sockets.server import build_socketio, register_namespaces
+from .process.serving import serving
+from .resources import Resources
+from .settings import Settings, secret
+from .sockets.server import build_socketio
+from .sockets.system import SystemSocket
+from .transcribe.jobs import JobRunner
 from .version import VERSION
+from .web.errors import register_error_handlers
+from .web.limits import LimitedASGIHTTPConnection, LimitedRequest
+from .web.state import DRAINER, FEATURES, RESOURCES
 
 log = logging.getLogger(__name__)
+
+
+def _jobs(resources: Resources) -> JobRunner:
+    return JobRunner(resources.settings, resources.database, resources.providers, resources.billing)
+
+
+# The features, started in this order and drained and stopped in reverse. A new feature adds its factory here.
+FEATURES_ENABLED: tuple[FeatureFactory, ...] = (SystemSocket, _jobs)
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -31,12 +42,12 @@ def create_app(settings: Settings | None = None) -> Quart:
     configure_logging(settings)
     app = Quart(__name__)
     app.request_class = LimitedRequest
-    app.asgi_http_class = LimitedASGIHTTPConnection  # type: ignore[assignment]  # body backpressure
+    app.asgi_http_class = LimitedASGIHTTPConnection  # body backpressure
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
     # Time allowed to receive a whole request body: a 100 MB upload from a phone needs minutes, not 60 s.
     app.config["BODY_TIMEOUT"] = settings.upload_timeout_s
-    app.secret_key = settings.secret_key.get() if settings.secret_key else secrets.token_hex(32)
+    app.secret_key = secret(settings.secret_key) or secrets.token_hex(32)
     if settings.cors_origins:
         # Credentials only with an explicit list: browsers reject credentialed "*" and so do we.
         wildcard = settings.cors_origins == ("*",)
@@ -49,15 +60,20 @@ def create_app(settings: Settings | None = None) -> Quart:
         )
 
     sio = build_socketio(settings)
-    rt = Runtime(settings=settings, sio=sio, secret_key=app.secret_key, providers=build_providers(settings))
-    app.extensions["runtime"] = rt
     app.extensions["socketio"] = sio
-    register_namespaces(sio, rt)
+    secret_key = str(app.secret_key)
 
     @app.while_serving
-    async def lifespan() -> AsyncIterator[None]:
-        async with serving(rt):
-            yield
+    async def lifespan() -> AsyncGenerator[None, None]:
+        try:
+            async with serving(settings, sio, secret_key, FEATURES_ENABLED) as state:
+                app.extensions[RESOURCES] = state.resources
+                app.extensions[FEATURES] = state.features
+                app.extensions[DRAINER] = state.drainer
+                yield
+        finally:  # after the drain and every feature's stop: requests until then still reach them
+            for key in (RESOURCES, FEATURES, DRAINER):
+                app.extensions.pop(key, None)
 
     @app.before_request
     async def assign_request_id() -> None:

@@ -7,27 +7,26 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
-from .settings import Secret, Settings
+from pydantic import SecretStr
+
+from .settings import Settings
 
 
-class SecretScrubber(logging.Filter):
-    """Replaces any configured secret value that ends up in a message (an echoed header, a URL)."""
+class ScrubbingFormatter(logging.Formatter):
+    """Replaces any configured secret value in the finished line: message, exception text and traceback."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, inner: logging.Formatter, secrets: Iterable[str]) -> None:
         super().__init__()
+        self.inner = inner
         self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        message = record.getMessage()
-        scrubbed = message
+    def format(self, record: logging.LogRecord) -> str:
+        line = self.inner.format(record)
         for secret in self.secrets:
-            scrubbed = scrubbed.replace(secret, "***")
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, None
-        return True
+            line = line.replace(secret, "***")
+        return line
 
 
 class JSONFormatter(logging.Formatter):
@@ -47,17 +46,13 @@ class JSONFormatter(logging.Formatter):
 
 
 def configure_logging(settings: Settings) -> None:
-    secrets = [
-        value.get()
-        for value in vars(settings).values()
-        if isinstance(value, Secret)
-    ]
     handler = logging.StreamHandler(sys.stdout)
-    if settings.log_format == "json":
-        handler.setFormatter(JSONFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(SecretScrubber(secrets))
+    inner = (
+        JSONFormatter()
+        if settings.log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setFormatter(ScrubbingFormatter(inner, secret_values(settings)))
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_quart_app_handler", False):
@@ -71,3 +66,13 @@ def configure_logging(settings: Settings) -> None:
     # Third-party chatter stays at WARNING unless we are debugging.
     for noisy in ("engineio.server", "socketio.server", "aiosqlite", "databases", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret, plus the passwords inside the database and Redis URLs."""
+    values = [value.get_secret_value() for value in settings.__dict__.values() if isinstance(value, SecretStr)]
+    for url in (settings.database_url, settings.redis_url):
+        password = urlsplit(url).password if url else None
+        if password:
+            values.append(password)
+    return values

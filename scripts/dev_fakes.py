@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run every provider fake on loopback ports and print the environment that points the service at them.
 
-    python scripts/dev_fakes.py                      fixed ports 8701-8705, prints `export ...` lines
+    python scripts/dev_fakes.py                      fixed ports 8701-8706, prints `export ...` lines
     python scripts/dev_fakes.py --port-base 0        any free ports
     python scripts/dev_fakes.py --env-file .env.fakes   also write the variables to a file
 
@@ -22,16 +22,21 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fakes import FakeAuth0, FakeDeepgram, FakeDeepSeek, FakeOpenAI, FakeTwilio  # noqa: E402
+from fakes import FakeAuth0, FakeDeepgram, FakeDeepSeek, FakeOpenAI, FakeRealtime, FakeTwilio  # noqa: E402
 from fakes.server import start_fake  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--port-base", type=int, default=8701,
-                        help="Auth0 on this port, then OpenAI, Deepgram, DeepSeek, Twilio on the next ones; "
-                             "0 picks free ports (default 8701)")
+    parser.add_argument(
+        "--port-base",
+        type=int,
+        default=8701,
+        help="Auth0 on this port, then OpenAI, Deepgram, DeepSeek, Twilio, OpenAI Realtime on the next "
+        "ones; "
+        "0 picks free ports (default 8701)",
+    )
     parser.add_argument("--auth0-domain", default="fake-tenant.auth0.local", help="tenant domain put in `iss`")
     parser.add_argument("--auth0-audience", default="https://api.voice.local", help="API audience put in `aud`")
     parser.add_argument("--env-file", type=Path, help="also write the variables to this file (KEY=value lines)")
@@ -39,8 +44,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def build_env(auth0: FakeAuth0, openai: FakeOpenAI, deepgram: FakeDeepgram, deepseek: FakeDeepSeek,
-              twilio: FakeTwilio) -> dict[str, str]:
+def build_env(
+    auth0: FakeAuth0,
+    openai: FakeOpenAI,
+    deepgram: FakeDeepgram,
+    deepseek: FakeDeepSeek,
+    twilio: FakeTwilio,
+    realtime: FakeRealtime,
+) -> dict[str, str]:
     """The service's variables for these running fakes."""
     return {
         "AUTH0_DOMAIN": auth0.domain,
@@ -55,13 +66,19 @@ def build_env(auth0: FakeAuth0, openai: FakeOpenAI, deepgram: FakeDeepgram, deep
         "TWILIO_ACCOUNT_SID": twilio.account_sid,
         "TWILIO_AUTH_TOKEN": twilio.auth_token,
         "TWILIO_API_BASE_URL": twilio.base_url,
+        "OPENAI_REALTIME_URL": realtime.ws_url,  # the SDK's websocket_base_url; same key as OPENAI_API_KEY
     }
 
 
 async def serve(args: argparse.Namespace) -> int:
+    openai = FakeOpenAI()
     fakes = (
-        FakeAuth0(args.auth0_domain, args.auth0_audience), FakeOpenAI(), FakeDeepgram(), FakeDeepSeek(),
+        FakeAuth0(args.auth0_domain, args.auth0_audience),
+        openai,
+        FakeDeepgram(),
+        FakeDeepSeek(),
         FakeTwilio(),
+        FakeRealtime(api_key=openai.api_key),
     )
     runners = []
     try:
@@ -78,8 +95,10 @@ async def serve(args: argparse.Namespace) -> int:
         assert isinstance(auth0, FakeAuth0)
         if not args.no_token:
             print(f"# sample access token for auth0|fake-user-1 (1 h):\n# {auth0.mint()}")
-        print(f"# password grant: POST {auth0.base_url}/oauth/token client_id={auth0.client_id} "
-              f"client_secret={auth0.client_secret} username=user@example.com password=fake-password")
+        print(
+            f"# password grant: POST {auth0.base_url}/oauth/token client_id={auth0.client_id} "
+            f"client_secret={auth0.client_secret} username=user@example.com password=fake-password"
+        )
         print("# fakes running; Ctrl-C or SIGTERM to stop", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -10,7 +10,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 . .venv/bin/activate
-pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements.lock \
+  2> >(grep -v "^WARNING: Location" >&2)
 
 python scripts/init_db.py --safe
 exec hypercorn --config hypercorn.toml --bind "${HOST:-127.0.0.1}:${PORT:-8000}" asgi:application

@@ -13,7 +13,6 @@ from quart import Quart
 from quart_app import create_app
 from quart_app.db import migrations
 from quart_app.db.database import connect, open_database
-from quart_app.lifecycle import wait_for_database
 from quart_app.settings import Settings
 from tests.support.databases import create_database, drop_database, require_env
 from tests.support.live_server import LiveServer, base_env
@@ -81,7 +80,7 @@ def make_app(tmp_path: Path) -> Callable[..., object]:
         values = {"APP_ENV": "test", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/app.db", **env}
         app = create_app(Settings.from_env(values))
         async with app.test_app() as test_app:
-            assert await wait_for_database(app.extensions["runtime"], 20), "database did not open"
+            assert await app.extensions["resources"].database.wait_ready(20), "database did not open"
             yield app, test_app.test_client()
 
     return factory

@@ -82,7 +82,7 @@ async def test_sigterm_announces_disconnects_and_exits_cleanly(
     assert exited_in < EXIT_DEADLINE_S, f"took {exited_in:.1f}s to exit\n{server.output()}"
     log = server.output()
     assert "draining Socket.IO clients" in log
-    # Database, Redis and HTTP clients are closed before this line is logged (lifecycle.serving).
+    # Database, Redis and HTTP clients are closed before this line is logged (process.serving).
     assert log.index("drained Socket.IO clients") < log.index("shutdown complete"), log
     assert "Traceback" not in log, log
 

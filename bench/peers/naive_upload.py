@@ -32,8 +32,12 @@ async def transcribe():  # type: ignore[no-untyped-def]
     files = await request.files
     audio = files["audio"].read()  # the whole upload as one bytes object
     response = await _client.listen.v1.media.transcribe_file(
-        request=audio, model="nova-3", smart_format=True, punctuate=True, utterances=True, detect_language=True,
+        request=audio,
+        model="nova-3",
+        smart_format=True,
+        punctuate=True,
+        utterances=True,
+        detect_language=True,
     )
     data = response.model_dump()
-    return jsonify({"transcript": data["results"]["channels"][0]["alternatives"][0]["transcript"],
-                    "bytes": len(audio)})
+    return jsonify({"transcript": data["results"]["channels"][0]["alternatives"][0]["transcript"], "bytes": len(audio)})

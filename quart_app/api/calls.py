@@ -5,10 +5,10 @@ from __future__ import annotations
 from quart import Blueprint
 from quart_schema import validate_querystring, validate_response
 
-from ..auth.guards import require_auth
 from ..db import calls
-from ..runtime import runtime
-from .schemas import CallPage, CallsQuery
+from ..web.guards import require_auth
+from ..web.state import resources
+from .schemas import CallOut, CallPage, CallsQuery
 
 blueprint = Blueprint("calls", __name__)
 
@@ -17,7 +17,7 @@ blueprint = Blueprint("calls", __name__)
 @validate_querystring(CallsQuery)
 @validate_response(CallPage)
 @require_auth(admin=True)
-async def recent_calls(query_args: CallsQuery):  # type: ignore[no-untyped-def]
+async def recent_calls(query_args: CallsQuery) -> CallPage:
     """The most recently updated calls, newest first."""
-    items = await calls.recent_calls(runtime().database(), limit=query_args.limit)
-    return CallPage(items=[c.__dict__ for c in items])
+    items = await calls.recent_calls(resources().db(), limit=query_args.limit)
+    return CallPage(items=[CallOut(**c.__dict__) for c in items])

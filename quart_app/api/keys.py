@@ -5,11 +5,11 @@ from __future__ import annotations
 from quart import Blueprint
 from quart_schema import validate_request, validate_response
 
-from ..auth.guards import current_principal, require_auth
 from ..db import api_keys
 from ..errors import APIError
-from ..runtime import runtime
-from .schemas import ApiKeyCreatedOut, ApiKeyIn, ApiKeyListOut
+from ..web.guards import current_principal, require_auth
+from ..web.state import resources
+from .schemas import ApiKeyCreatedOut, ApiKeyIn, ApiKeyListOut, ApiKeyOut
 
 blueprint = Blueprint("keys", __name__)
 
@@ -20,9 +20,9 @@ MAX_ACTIVE_KEYS = 50
 @validate_request(ApiKeyIn)
 @validate_response(ApiKeyCreatedOut, 201)
 @require_auth()
-async def create_key(data: ApiKeyIn):  # type: ignore[no-untyped-def]
+async def create_key(data: ApiKeyIn) -> tuple[ApiKeyCreatedOut, int]:
     """Create an API key for the caller. The full key is in this response only."""
-    db = runtime().database()
+    db = resources().db()
     user_id = current_principal().user.id
     active = [k for k in await api_keys.list_keys(db, user_id) if k.revoked_at is None]
     if len(active) >= MAX_ACTIVE_KEYS:
@@ -34,16 +34,16 @@ async def create_key(data: ApiKeyIn):  # type: ignore[no-untyped-def]
 @blueprint.get("/api/keys")
 @validate_response(ApiKeyListOut)
 @require_auth()
-async def list_keys():  # type: ignore[no-untyped-def]
+async def list_keys() -> ApiKeyListOut:
     """The caller's keys, newest first, without secrets."""
-    keys = await api_keys.list_keys(runtime().database(), current_principal().user.id)
-    return ApiKeyListOut(keys=[k.public() for k in keys])
+    keys = await api_keys.list_keys(resources().db(), current_principal().user.id)
+    return ApiKeyListOut(keys=[ApiKeyOut(**k.public()) for k in keys])
 
 
 @blueprint.delete("/api/keys/<key_id>")
 @require_auth()
-async def revoke_key(key_id: str):  # type: ignore[no-untyped-def]
+async def revoke_key(key_id: str) -> tuple[str, int]:
     """Revoke one of the caller's keys; it stops working immediately."""
-    if not await api_keys.revoke(runtime().database(), current_principal().user.id, key_id):
+    if not await api_keys.revoke(resources().db(), current_principal().user.id, key_id):
         raise APIError(404, "not_found", "No such active key.")
     return "", 204

@@ -73,8 +73,10 @@ class MobileAuthIn(BaseModel):
 class TranscriptionUpload(BaseModel):
     """multipart/form-data: the audio file in `audio`, optional `language` (ISO-639-1, e.g. en)."""
 
-    audio: str = Field(json_schema_extra={"format": "binary"},
-                       description="wav, mp3, webm, ogg, m4a or flac; the type is read from the content")
+    audio: str = Field(
+        json_schema_extra={"format": "binary"},
+        description="wav, mp3, webm, ogg, m4a or flac; the type is read from the content",
+    )
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 
 
@@ -128,8 +130,9 @@ class TranscriptionPage(BaseModel):
 class TranslationIn(BaseModel):
     text: str = Field(min_length=1, max_length=20_000)
     target_language: str = Field(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-    source_language: str | None = Field(default=None, min_length=2, max_length=35,
-                                        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    source_language: str | None = Field(
+        default=None, min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+    )
 
 
 class TranslationOut(BaseModel):

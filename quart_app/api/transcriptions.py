@@ -5,20 +5,26 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 
 from quart import Blueprint, Response, g, request
 from quart_schema import DataSource, document_request, document_response, validate_querystring, validate_response
 
-from ..auth.guards import current_principal, require_auth
-from ..db import transcriptions, usage
-from ..db.database import write_transaction
+from ..db import transcriptions
 from ..errors import APIError
-from ..media.uploads import receive_audio
-from ..metering import transcription_cost
-from ..runtime import runtime
 from ..transcribe import subtitles
 from ..transcribe.long_media import transcribe_upload_chunked
-from .schemas import PageQuery, StoredTranscriptionOut, TranscriptionOut, TranscriptionPage, TranscriptionUpload
+from ..web.guards import current_principal, require_auth
+from ..web.state import resources
+from ..web.uploads import receive_audio
+from .schemas import (
+    PageQuery,
+    ProcessingInfo,
+    StoredTranscriptionOut,
+    TranscriptionOut,
+    TranscriptionPage,
+    TranscriptionUpload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,53 +38,65 @@ _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
 @document_request(TranscriptionUpload, source=DataSource.FORM_MULTIPART)
 @validate_response(TranscriptionOut)
 @require_auth()
-async def transcribe(route: str):  # type: ignore[no-untyped-def]
+async def transcribe(route: str) -> TranscriptionOut:
     """Transcribe one uploaded audio file with Deepgram or OpenAI (whisper); stored and metered."""
-    rt = runtime()
+    rs = resources()
     provider_name = ROUTE_PROVIDERS[route]
-    transcriber = rt.providers.transcriber(provider_name)  # 503 before reading a byte of upload
-    upload, fields = await receive_audio("audio", rt.settings.max_upload_bytes)
+    transcriber = rs.providers.transcriber(provider_name)  # 503 before reading a byte of upload
+    upload, fields = await receive_audio("audio", rs.settings.max_upload_bytes)
     try:
         language = (fields.get("language") or "").strip() or None
         if language is not None and not _LANGUAGE.match(language):
-            raise APIError(400, "validation_error", "language must be an ISO-639-1 code such as en or pt-BR.",
-                           extra={"fields": {"language": "invalid language code"}})
+            raise APIError(
+                400,
+                "validation_error",
+                "language must be an ISO-639-1 code such as en or pt-BR.",
+                extra={"fields": {"language": "invalid language code"}},
+            )
         started = time.perf_counter()
         try:
-            if provider_name == "openai" and upload.size > rt.settings.openai_transcribe_max_bytes:
+            if provider_name == "openai" and upload.size > rs.settings.openai_transcribe_max_bytes:
                 # Over OpenAI's upload limit: split at pauses and transcribe the pieces, in this request.
                 result = await transcribe_upload_chunked(
-                    transcriber, upload, language, max_seconds=rt.settings.max_media_minutes * 60.0,
-                    max_bytes=rt.settings.openai_transcribe_max_bytes,
-                    concurrency=rt.settings.transcribe_concurrency,
+                    transcriber,
+                    upload,
+                    language,
+                    max_seconds=rs.settings.max_media_minutes * 60.0,
+                    max_bytes=rs.settings.openai_transcribe_max_bytes,
+                    concurrency=rs.settings.transcribe_concurrency,
                 )
             else:
                 result = await transcriber.transcribe(upload, language)
         except APIError as exc:
-            log.warning("transcription via %s failed (request_id=%s): %s %s", provider_name,
-                        getattr(g, "request_id", None), exc.status, exc.message)
+            log.warning(
+                "transcription via %s failed (request_id=%s): %s %s",
+                provider_name,
+                getattr(g, "request_id", None),
+                exc.status,
+                exc.message,
+            )
             raise
         latency_ms = int((time.perf_counter() - started) * 1000)
     finally:
         upload.close()
 
-    principal = current_principal()
-    db = rt.database()
-    async with write_transaction(db):
-        record = await transcriptions.create(
-            db, user_id=principal.user.id, provider=provider_name, transcript=result.text, model=result.model,
-            language=result.language, duration_s=result.duration_s, segments=result.segments,
-            source="upload", filename=upload.filename,
-        )
-        await usage.record(
-            db, user_id=principal.user.id, service=f"transcription.{provider_name}",
-            endpoint=f"/transcriptions/{route}", request_id=getattr(g, "request_id", None), duration_ms=latency_ms,
-            audio_seconds=result.duration_s, cost_usd=transcription_cost(rt.settings, provider_name,
-                                                                         result.duration_s),
-        )
+    charge = rs.billing.transcription_charge(
+        provider_name,
+        endpoint=f"/transcriptions/{route}",
+        request_id=getattr(g, "request_id", None),
+        duration_ms=latency_ms,
+        audio_seconds=result.duration_s,
+    )
+    record = await rs.billing.save_transcription(
+        current_principal().user.id, provider_name, result, charge, source="upload", filename=upload.filename
+    )
     return TranscriptionOut(
-        id=record.id, transcript=record.transcript, language=record.language, duration_s=record.duration_s,
-        provider=provider_name, processing_info={"model": result.model, "latency_ms": latency_ms},
+        id=record.id,
+        transcript=record.transcript,
+        language=record.language,
+        duration_s=record.duration_s,
+        provider=provider_name,
+        processing_info=ProcessingInfo(model=result.model, latency_ms=latency_ms),
     )
 
 
@@ -86,32 +104,42 @@ async def transcribe(route: str):  # type: ignore[no-untyped-def]
 @validate_querystring(PageQuery)
 @validate_response(TranscriptionPage)
 @require_auth()
-async def list_transcriptions(query_args: PageQuery):  # type: ignore[no-untyped-def]
+async def list_transcriptions(query_args: PageQuery) -> TranscriptionPage:
     """The caller's transcriptions, newest first; `q` filters by full-text search."""
     items, total = await transcriptions.list_owned(
-        runtime().database(), current_principal().user.id, limit=query_args.limit, offset=query_args.offset,
+        resources().db(),
+        current_principal().user.id,
+        limit=query_args.limit,
+        offset=query_args.offset,
         search=query_args.q,
     )
     following = query_args.offset + len(items)
     return TranscriptionPage(
-        items=[i.public(with_segments=False) for i in items], total=total, limit=query_args.limit,
-        offset=query_args.offset, next_offset=following if following < total else None,
+        items=[StoredTranscriptionOut(**i.public(with_segments=False)) for i in items],
+        total=total,
+        limit=query_args.limit,
+        offset=query_args.offset,
+        next_offset=following if following < total else None,
     )
 
 
 @blueprint.get("/api/transcriptions/<transcription_id>")
 @document_response(StoredTranscriptionOut)
 @require_auth()
-async def get_transcription(transcription_id: str):  # type: ignore[no-untyped-def]
+async def get_transcription(transcription_id: str) -> Response | dict[str, Any]:
     """One of the caller's transcriptions with its segments; 404 for anyone else's.
 
     `?format=srt` or `?format=vtt` answers subtitles made from the segments instead of JSON.
     """
     fmt = request.args.get("format")
     if fmt not in (None, "json", "srt", "vtt"):
-        raise APIError(400, "validation_error", "format must be json, srt or vtt.",
-                       extra={"fields": {"format": "unsupported format"}})
-    record = await transcriptions.get_owned(runtime().database(), current_principal().user.id, transcription_id)
+        raise APIError(
+            400,
+            "validation_error",
+            "format must be json, srt or vtt.",
+            extra={"fields": {"format": "unsupported format"}},
+        )
+    record = await transcriptions.get_owned(resources().db(), current_principal().user.id, transcription_id)
     if record is None:
         raise APIError(404, "not_found", "No such transcription.")
     if fmt in ("srt", "vtt"):
@@ -125,8 +153,8 @@ async def get_transcription(transcription_id: str):  # type: ignore[no-untyped-d
 
 @blueprint.delete("/api/transcriptions/<transcription_id>")
 @require_auth()
-async def delete_transcription(transcription_id: str):  # type: ignore[no-untyped-def]
+async def delete_transcription(transcription_id: str) -> tuple[str, int]:
     """Delete one of the caller's transcriptions (usage records stay for billing)."""
-    if not await transcriptions.delete_owned(runtime().database(), current_principal().user.id, transcription_id):
+    if not await transcriptions.delete_owned(resources().db(), current_principal().user.id, transcription_id):
         raise APIError(404, "not_found", "No such transcription.")
     return "", 204

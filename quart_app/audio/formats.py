@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import wave
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 SNIFF_BYTES = 64
 
@@ -26,8 +26,19 @@ M4A = AudioFormat("m4a", "audio/mp4", "m4a")
 
 SUPPORTED = (WAV, MP3, OGG, FLAC, WEBM, M4A)
 SUPPORTED_NAMES = tuple(f.name for f in SUPPORTED)
-_BY_EXTENSION = {"wav": WAV, "mp3": MP3, "mpeg": MP3, "ogg": OGG, "oga": OGG, "opus": OGG, "flac": FLAC,
-                 "webm": WEBM, "m4a": M4A, "mp4": M4A, "aac": M4A}
+_BY_EXTENSION = {
+    "wav": WAV,
+    "mp3": MP3,
+    "mpeg": MP3,
+    "ogg": OGG,
+    "oga": OGG,
+    "opus": OGG,
+    "flac": FLAC,
+    "webm": WEBM,
+    "m4a": M4A,
+    "mp4": M4A,
+    "aac": M4A,
+}
 _M4A_BRANDS = (b"M4A ", b"M4B ", b"mp42", b"mp41", b"isom", b"iso2", b"dash", b"3gp4", b"3gp5", b"MSNV")
 
 
@@ -63,7 +74,7 @@ def claimed_format(filename: str | None, content_type: str | None) -> AudioForma
     return None
 
 
-def wav_duration(stream: BinaryIO) -> float | None:
+def wav_duration(stream: IO[bytes]) -> float | None:
     """Duration of a PCM WAV from its header, or None when it is not a well-formed WAV."""
     position = stream.tell()
     try:
@@ -79,13 +90,13 @@ def wav_duration(stream: BinaryIO) -> float | None:
         stream.seek(position)
 
 
-def wav_has_audio(stream: BinaryIO) -> bool:
+def wav_has_audio(stream: IO[bytes]) -> bool:
     """A WAV that parses and holds at least one frame."""
     duration = wav_duration(stream)
     return duration is not None and duration > 0
 
 
-def read_head(stream: BinaryIO) -> bytes:
+def read_head(stream: IO[bytes]) -> bytes:
     position = stream.tell()
     stream.seek(0)
     head = stream.read(SNIFF_BYTES)
@@ -93,5 +104,13 @@ def read_head(stream: BinaryIO) -> bytes:
     return head
 
 
-__all__ = ["AudioFormat", "SUPPORTED", "SUPPORTED_NAMES", "claimed_format", "read_head", "sniff", "wav_duration",
-           "wav_has_audio"]
+__all__ = [
+    "AudioFormat",
+    "SUPPORTED",
+    "SUPPORTED_NAMES",
+    "claimed_format",
+    "read_head",
+    "sniff",
+    "wav_duration",
+    "wav_has_audio",
+]

@@ -7,13 +7,11 @@ else is treated as an Auth0 access token (a JWT).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from databases import Database
+from typing import Any, Literal, Protocol, overload
 
 from ..db import api_keys, users
+from ..db.handle import DatabaseHandle
 from ..db.users import User
 from ..errors import APIError, ProviderUnconfigured
 from ..settings import Settings
@@ -55,7 +53,17 @@ class AuthError(APIError):
         super().__init__(401, code, message, headers={"WWW-Authenticate": header})
 
 
-def credential_from_headers(headers: Mapping[str, str]) -> str | None:
+class HeaderLookup(Protocol):
+    """What is read from request headers: a Mapping, or Quart/werkzeug's case-insensitive Headers."""
+
+    @overload
+    def get(self, key: str) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str) -> str: ...
+
+
+def credential_from_headers(headers: HeaderLookup) -> str | None:
     api_key = headers.get("x-api-key")
     if api_key:
         return api_key.strip()
@@ -70,12 +78,12 @@ class Authenticator:
     def __init__(
         self,
         settings: Settings,
-        db: Database,
+        database: DatabaseHandle,
         verifier: Auth0Verifier | None,
         sessions: SessionTokens,
     ) -> None:
         self.settings = settings
-        self.db = db
+        self.database = database
         self.verifier = verifier
         self.sessions = sessions
 
@@ -91,18 +99,18 @@ class Authenticator:
     async def _api_key(self, key: str) -> Principal:
         if len(key) > 256:
             raise AuthError("Invalid API key")
-        record = await api_keys.find_active_key(self.db, key)
+        record = await api_keys.find_active_key(self.database.get(), key)
         if record is None:
             raise AuthError("Invalid or revoked API key")
-        user = await users.get_user(self.db, record.user_id)
+        user = await users.get_user(self.database.get(), record.user_id)
         if user is None:
             raise AuthError("Invalid or revoked API key")
-        await api_keys.touch(self.db, record.id)
+        await api_keys.touch(self.database.get(), record.id)
         return Principal(user=user, method="api_key", is_admin=user.is_admin, api_key_id=record.id)
 
     async def _session(self, token: str) -> Principal:
         user_id = self.sessions.user_id(token)
-        user = await users.get_user(self.db, user_id) if user_id else None
+        user = await users.get_user(self.database.get(), user_id) if user_id else None
         if user is None:
             raise AuthError("Invalid or expired session token")
         return Principal(user=user, method="session", is_admin=user.is_admin)
@@ -120,19 +128,19 @@ class Authenticator:
 
     async def _user_for_claims(self, claims: dict[str, Any]) -> User:
         sub = str(claims["sub"])
-        user = await users.get_user_by_sub(self.db, sub)
+        user = await users.get_user_by_sub(self.database.get(), sub)
         if user is not None:
             return user
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
         # Never link to an existing account by e-mail: the claim is not proof of owning that account.
-        if email and await users.get_user_by_email(self.db, email) is not None:
+        if email and await users.get_user_by_email(self.database.get(), email) is not None:
             email = None
         name = claims.get("name") if isinstance(claims.get("name"), str) else None
         try:
-            return await users.create_user(self.db, auth0_sub=sub, email=email, name=name)
+            return await users.create_user(self.database.get(), auth0_sub=sub, email=email, name=name)
         except Exception:
             # Two first requests raced to create the same user; the other one won.
-            existing = await users.get_user_by_sub(self.db, sub)
+            existing = await users.get_user_by_sub(self.database.get(), sub)
             if existing is None:
                 raise
             return existing

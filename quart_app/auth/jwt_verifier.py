@@ -83,7 +83,7 @@ class Auth0Verifier:
         iat = claims.get("iat")
         if isinstance(iat, (int, float)) and iat > time.time() + self.leeway_s:
             raise TokenError("token was issued in the future")
-        return claims
+        return dict(claims)
 
     async def _key(self, kid: str) -> Any | None:
         now = time.monotonic()

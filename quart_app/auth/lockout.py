@@ -18,6 +18,15 @@ class LockState:
     retry_after: float
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """A reserved attempt: `locked` means it may not be tried; `last` means failing it locks the pair."""
+
+    locked: bool
+    retry_after: float
+    last: bool
+
+
 class PinLockout:
     def __init__(self, store: CounterStore, max_attempts: int, lockout_s: int) -> None:
         self.store = store
@@ -32,6 +41,21 @@ class PinLockout:
     async def state(self, identifier: str, address: str) -> LockState:
         count, left = await self.store.peek(self._key(identifier, address))
         return LockState(count >= self.max_attempts, left if count >= self.max_attempts else 0.0)
+
+    async def reserve(self, identifier: str, address: str) -> Attempt:
+        """Count this attempt as failed up front (atomically), before the PIN is verified.
+
+        Checking the state and counting only after a slow verification let a concurrent burst have every
+        guess verified; counting first means at most `max_attempts` verifications per window.
+        """
+        key = self._key(identifier, address)
+        count, left = await self.store.hit(key, self.lockout_s)
+        if count > self.max_attempts:
+            return Attempt(True, left, False)
+        if count == self.max_attempts:
+            # The lockout runs for its full length from the attempt that may trip it.
+            await self.store.extend(key, self.lockout_s)
+        return Attempt(False, 0.0, count == self.max_attempts)
 
     async def record_failure(self, identifier: str, address: str) -> LockState:
         key = self._key(identifier, address)

@@ -21,7 +21,7 @@ class SessionTokens:
         if not token.startswith(PREFIX) or len(token) > 1024:
             return None
         try:
-            data = self._serializer.loads(token[len(PREFIX):], max_age=self.ttl_s)
+            data = self._serializer.loads(token[len(PREFIX) :], max_age=self.ttl_s)
         except (BadSignature, SignatureExpired):
             return None
         user_id = data.get("u") if isinstance(data, dict) else None

@@ -7,18 +7,18 @@ so the URL is rebuilt from PUBLIC_BASE_URL, or else from X-Forwarded-Proto/Host.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
 from ..settings import Settings
+from .identity import HeaderLookup
 
 log = logging.getLogger(__name__)
 
 
-def public_url(settings: Settings, scheme: str, host: str, full_path: str, headers: Mapping[str, str]) -> str:
+def public_url(settings: Settings, scheme: str, host: str, full_path: str, headers: HeaderLookup) -> str:
     """The URL as Twilio saw it. `full_path` includes the query string."""
     if settings.public_base_url:
         return settings.public_base_url + full_path
@@ -36,9 +36,7 @@ def websocket_url(http_url: str) -> str:
     return parts._replace(scheme=scheme).geturl()
 
 
-def signature_valid(
-    auth_token: str, url: str, params: Any, headers: Mapping[str, str]
-) -> bool:
+def signature_valid(auth_token: str, url: str, params: Any, headers: HeaderLookup) -> bool:
     signature = headers.get("X-Twilio-Signature", "")
     if not signature or len(signature) > 256:
         return False

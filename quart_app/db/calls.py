@@ -49,9 +49,16 @@ async def record_status(
     """
     stamp = now()
     values = {
-        "call_sid": call_sid, "account_sid": account_sid, "from_number": from_number, "to_number": to_number,
-        "direction": direction, "status": status, "sequence": sequence, "duration_s": duration_s,
-        "created_at": stamp, "updated_at": stamp,
+        "call_sid": call_sid,
+        "account_sid": account_sid,
+        "from_number": from_number,
+        "to_number": to_number,
+        "direction": direction,
+        "status": status,
+        "sequence": sequence,
+        "duration_s": duration_s,
+        "created_at": stamp,
+        "updated_at": stamp,
     }
     insert = (postgresql.insert if dialect(db) == "postgresql" else sqlite.insert)(calls).values(**values)
     update = {

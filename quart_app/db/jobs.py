@@ -36,8 +36,13 @@ class Job:
 
     def public(self) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "id": self.id, "status": self.status, "percent": self.percent, "provider": self.provider,
-            "language": self.language, "filename": self.filename, "created_at": self.created_at,
+            "id": self.id,
+            "status": self.status,
+            "percent": self.percent,
+            "provider": self.provider,
+            "language": self.language,
+            "filename": self.filename,
+            "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
         if self.status == FAILED:
@@ -55,12 +60,35 @@ def _job(row: Any) -> Job | None:
     return None if row is None else Job(**dict(row._mapping))
 
 
-async def create(db: Database, *, job_id: str, user_id: str, provider: str, language: str | None,
-                 filename: str | None, media_path: str, node: str) -> Job:
+async def create(
+    db: Database,
+    *,
+    job_id: str,
+    user_id: str,
+    provider: str,
+    language: str | None,
+    filename: str | None,
+    media_path: str,
+    node: str,
+) -> Job:
     stamp = now()
-    job = Job(id=job_id, user_id=user_id, provider=provider, language=language, filename=filename,
-              media_path=media_path, node=node, status=QUEUED, percent=0, error=None, transcription_id=None,
-              attempts=0, created_at=stamp, updated_at=stamp, heartbeat_at=stamp)
+    job = Job(
+        id=job_id,
+        user_id=user_id,
+        provider=provider,
+        language=language,
+        filename=filename,
+        media_path=media_path,
+        node=node,
+        status=QUEUED,
+        percent=0,
+        error=None,
+        transcription_id=None,
+        attempts=0,
+        created_at=stamp,
+        updated_at=stamp,
+        heartbeat_at=stamp,
+    )
     await db.execute(jobs.insert().values(**job.__dict__))
     return job
 
@@ -82,7 +110,9 @@ async def start_attempt(db: Database, job_id: str, node: str) -> Job | None:
     """Mark an active job running on `node`, counting the attempt; None if it is no longer active."""
     stamp = now()
     await db.execute(
-        jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE)).values(
+        jobs.update()
+        .where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE))
+        .values(
             status=RUNNING, node=node, percent=0, attempts=jobs.c.attempts + 1, updated_at=stamp, heartbeat_at=stamp
         )
     )
@@ -92,32 +122,51 @@ async def start_attempt(db: Database, job_id: str, node: str) -> Job | None:
 
 async def set_progress(db: Database, job_id: str, percent: int) -> None:
     stamp = now()
-    await db.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.status == RUNNING)
-                     .values(percent=percent, updated_at=stamp, heartbeat_at=stamp))
+    await db.execute(
+        jobs.update()
+        .where(jobs.c.id == job_id, jobs.c.status == RUNNING)
+        .values(percent=percent, updated_at=stamp, heartbeat_at=stamp)
+    )
 
 
 async def requeue(db: Database, job_id: str) -> None:
     """Back to queued (shutdown interrupted it); the next start resumes it."""
-    await db.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE))
-                     .values(status=QUEUED, percent=0, updated_at=now()))
+    await db.execute(
+        jobs.update()
+        .where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE))
+        .values(status=QUEUED, percent=0, updated_at=now())
+    )
 
 
 async def finish(db: Database, job_id: str, transcription_id: str) -> None:
     stamp = now()
-    await db.execute(jobs.update().where(jobs.c.id == job_id).values(
-        status=DONE, percent=100, transcription_id=transcription_id, error=None, updated_at=stamp,
-        heartbeat_at=stamp))
+    await db.execute(
+        jobs.update()
+        .where(jobs.c.id == job_id)
+        .values(
+            status=DONE,
+            percent=100,
+            transcription_id=transcription_id,
+            error=None,
+            updated_at=stamp,
+            heartbeat_at=stamp,
+        )
+    )
 
 
 async def fail(db: Database, job_id: str, error: str) -> None:
-    await db.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE))
-                     .values(status=FAILED, error=error[:500], updated_at=now()))
+    await db.execute(
+        jobs.update()
+        .where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE))
+        .values(status=FAILED, error=error[:500], updated_at=now())
+    )
 
 
 async def heartbeat(db: Database, job_ids: list[str]) -> None:
     if job_ids:
-        await db.execute(jobs.update().where(jobs.c.id.in_(job_ids), jobs.c.status.in_(ACTIVE))
-                         .values(heartbeat_at=now()))
+        await db.execute(
+            jobs.update().where(jobs.c.id.in_(job_ids), jobs.c.status.in_(ACTIVE)).values(heartbeat_at=now())
+        )
 
 
 async def fail_stale(db: Database, older_than: float, keep: list[str]) -> list[str]:
@@ -126,8 +175,17 @@ async def fail_stale(db: Database, older_than: float, keep: list[str]) -> list[s
     stale = [row[0] for row in await db.fetch_all(query) if row[0] not in keep]
     for job_id in stale:
         # Re-checked in the UPDATE: a heartbeat that landed since the SELECT keeps the job alive.
-        await db.execute(jobs.update().where(
-            jobs.c.id == job_id, jobs.c.status.in_(ACTIVE), jobs.c.heartbeat_at < older_than,
-        ).values(status=FAILED, updated_at=now(),
-                 error="The server processing this job stopped and did not come back to finish it."))
+        await db.execute(
+            jobs.update()
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.status.in_(ACTIVE),
+                jobs.c.heartbeat_at < older_than,
+            )
+            .values(
+                status=FAILED,
+                updated_at=now(),
+                error="The server processing this job stopped and did not come back to finish it.",
+            )
+        )
     return stale

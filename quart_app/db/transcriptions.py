@@ -10,15 +10,11 @@ from typing import Any
 import sqlalchemy as sa
 from databases import Database
 
+from ..providers.results import Segment
 from .database import dialect, now
 from .tables import transcriptions
 
-
-@dataclass(frozen=True)
-class Segment:
-    start: float
-    end: float
-    text: str
+__all__ = ["Segment", "Transcription"]
 
 
 @dataclass(frozen=True)
@@ -37,9 +33,15 @@ class Transcription:
 
     def public(self, with_segments: bool = True) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "id": self.id, "transcript": self.transcript, "language": self.language,
-            "duration_s": self.duration_s, "provider": self.provider, "model": self.model,
-            "source": self.source, "filename": self.filename, "created_at": self.created_at,
+            "id": self.id,
+            "transcript": self.transcript,
+            "language": self.language,
+            "duration_s": self.duration_s,
+            "provider": self.provider,
+            "model": self.model,
+            "source": self.source,
+            "filename": self.filename,
+            "created_at": self.created_at,
         }
         if with_segments:
             body["segments"] = [s.__dict__ for s in self.segments]
@@ -70,9 +72,17 @@ async def create(
     filename: str | None = None,
 ) -> Transcription:
     record = Transcription(
-        id="trn_" + secrets.token_hex(10), user_id=user_id, provider=provider, model=model, language=language,
-        transcript=transcript, duration_s=duration_s, segments=list(segments or []), source=source,
-        filename=filename, created_at=now(),
+        id="trn_" + secrets.token_hex(10),
+        user_id=user_id,
+        provider=provider,
+        model=model,
+        language=language,
+        transcript=transcript,
+        duration_s=duration_s,
+        segments=list(segments or []),
+        source=source,
+        filename=filename,
+        created_at=now(),
     )
     values = {**record.__dict__, "segments": json.dumps([s.__dict__ for s in record.segments])}
     await db.execute(transcriptions.insert().values(**values))
@@ -90,20 +100,22 @@ async def list_owned(
     db: Database, user_id: str, *, limit: int, offset: int, search: str | None = None
 ) -> tuple[list[Transcription], int]:
     """A page of the user's transcriptions, newest first, and the total count (full-text filtered)."""
-    where = [transcriptions.c.user_id == user_id]
+    where: list[sa.ColumnElement[bool] | sa.TextClause] = [transcriptions.c.user_id == user_id]
     if search:
         where.append(_matches(db, search))
     total = await db.fetch_val(sa.select(sa.func.count()).select_from(transcriptions).where(*where))
     query = (
-        sa.select(transcriptions).where(*where)
+        sa.select(transcriptions)
+        .where(*where)
         .order_by(transcriptions.c.created_at.desc(), transcriptions.c.id.desc())
-        .limit(limit).offset(offset)
+        .limit(limit)
+        .offset(offset)
     )
     rows = await db.fetch_all(query)
     return [t for t in (_row(r) for r in rows) if t is not None], int(total or 0)
 
 
-def _matches(db: Database, search: str) -> sa.ColumnElement[bool]:
+def _matches(db: Database, search: str) -> sa.TextClause:
     if dialect(db) == "postgresql":
         return sa.text("search @@ plainto_tsquery('simple', :q)").bindparams(q=search)
     # FTS5 query syntax is powerful and easy to break; quote every word so user text is always literal.

@@ -36,12 +36,25 @@ def _row(row: Any) -> Translation | None:
 
 
 async def create(
-    db: Database, *, user_id: str, provider: str, model: str | None, source_language: str | None,
-    target_language: str, text: str, translation: str,
+    db: Database,
+    *,
+    user_id: str,
+    provider: str,
+    model: str | None,
+    source_language: str | None,
+    target_language: str,
+    text: str,
+    translation: str,
 ) -> Translation:
     record = Translation(
-        id="trl_" + secrets.token_hex(10), user_id=user_id, provider=provider, model=model,
-        source_language=source_language, target_language=target_language, text=text, translation=translation,
+        id="trl_" + secrets.token_hex(10),
+        user_id=user_id,
+        provider=provider,
+        model=model,
+        source_language=source_language,
+        target_language=target_language,
+        text=text,
+        translation=translation,
         created_at=now(),
     )
     await db.execute(translations.insert().values(**record.__dict__))
@@ -57,8 +70,11 @@ async def list_owned(db: Database, user_id: str, *, limit: int, offset: int) -> 
     where = translations.c.user_id == user_id
     total = await db.fetch_val(sa.select(sa.func.count()).select_from(translations).where(where))
     query = (
-        sa.select(translations).where(where)
-        .order_by(translations.c.created_at.desc(), translations.c.id.desc()).limit(limit).offset(offset)
+        sa.select(translations)
+        .where(where)
+        .order_by(translations.c.created_at.desc(), translations.c.id.desc())
+        .limit(limit)
+        .offset(offset)
     )
     return [t for t in (_row(r) for r in await db.fetch_all(query)) if t is not None], int(total or 0)
 

@@ -30,13 +30,28 @@ class UsageRecord:
 
 
 async def record(
-    db: Database, *, user_id: str, service: str, endpoint: str, request_id: str | None, duration_ms: int,
-    cost_usd: float, audio_seconds: float | None = None, characters: int | None = None,
+    db: Database,
+    *,
+    user_id: str,
+    service: str,
+    endpoint: str,
+    request_id: str | None,
+    duration_ms: int,
+    cost_usd: float,
+    audio_seconds: float | None = None,
+    characters: int | None = None,
 ) -> UsageRecord:
     row = UsageRecord(
-        id="use_" + secrets.token_hex(10), user_id=user_id, service=service, endpoint=endpoint,
-        request_id=request_id, duration_ms=duration_ms, audio_seconds=audio_seconds, characters=characters,
-        cost_usd=round(cost_usd, 8), created_at=now(),
+        id="use_" + secrets.token_hex(10),
+        user_id=user_id,
+        service=service,
+        endpoint=endpoint,
+        request_id=request_id,
+        duration_ms=duration_ms,
+        audio_seconds=audio_seconds,
+        characters=characters,
+        cost_usd=round(cost_usd, 8),
+        created_at=now(),
     )
     await db.execute(usage_logs.insert().values(**row.__dict__))
     return row
@@ -70,11 +85,16 @@ async def monthly_summary(db: Database, user_id: str, month: str) -> dict[str, A
     )
     services = []
     for row in await db.fetch_all(query):
-        services.append({
-            "service": row["service"], "requests": int(row["requests"]),
-            "audio_seconds": round(float(row["audio_seconds"]), 3), "characters": int(row["characters"]),
-            "cost_usd": round(float(row["cost_usd"]), 6), "duration_ms": int(row["duration_ms"]),
-        })
+        services.append(
+            {
+                "service": row["service"],
+                "requests": int(row["requests"]),
+                "audio_seconds": round(float(row["audio_seconds"]), 3),
+                "characters": int(row["characters"]),
+                "cost_usd": round(float(row["cost_usd"]), 6),
+                "duration_ms": int(row["duration_ms"]),
+            }
+        )
     return {
         "month": month,
         "services": services,

@@ -52,8 +52,13 @@ class ByteTimeline:
 
 
 def plan_chunks(
-    duration: float, silences: Sequence[Silence], packets: Sequence[tuple[float, int]], max_bytes: int,
-    *, overhead: int = CHUNK_OVERHEAD_BYTES, min_chunk_s: float = MIN_CHUNK_S,
+    duration: float,
+    silences: Sequence[Silence],
+    packets: Sequence[tuple[float, int]],
+    max_bytes: int,
+    *,
+    overhead: int = CHUNK_OVERHEAD_BYTES,
+    min_chunk_s: float = MIN_CHUNK_S,
 ) -> list[Chunk]:
     """Consecutive chunks covering [0, duration], each's audio bytes under `max_bytes - overhead`.
 

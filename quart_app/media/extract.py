@@ -97,13 +97,40 @@ async def extract_audio(
     progress = ProgressLog(on_progress)
     await run_tool(
         [
-            "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info", "-y",
-            "-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn",
-            "-af", f"silencedetect=noise={SILENCE_NOISE_DB}dB:d={SILENCE_MIN_S}",
-            "-ac", "1", "-ar", str(SAMPLE_RATE), "-sample_fmt", "s16", "-c:a", "flac",
-            "-t", f"{max_seconds + 1:.3f}", "-progress", "pipe:1", "-f", "flac", str(target),
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-nostats",
+            "-loglevel",
+            "info",
+            "-y",
+            "-i",
+            str(source),
+            "-map",
+            "0:a:0",
+            "-vn",
+            "-sn",
+            "-dn",
+            "-af",
+            f"silencedetect=noise={SILENCE_NOISE_DB}dB:d={SILENCE_MIN_S}",
+            "-ac",
+            "1",
+            "-ar",
+            str(SAMPLE_RATE),
+            "-sample_fmt",
+            "s16",
+            "-c:a",
+            "flac",
+            "-t",
+            f"{max_seconds + 1:.3f}",
+            "-progress",
+            "pipe:1",
+            "-f",
+            "flac",
+            str(target),
         ],
-        on_stdout=progress.feed, on_stderr=silences.feed,
+        on_stdout=progress.feed,
+        on_stderr=silences.feed,
     )
     duration = await audio_duration(target)
     return Extraction(target, duration, silences.finish(duration), file_size(target))
@@ -131,8 +158,18 @@ async def packet_sizes(path: Path) -> list[tuple[float, int]]:
             pass
 
     await run_tool(
-        ["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pts_time,size",
-         "-of", "csv=p=0", str(path)],
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "packet=pts_time,size",
+            "-of",
+            "csv=p=0",
+            str(path),
+        ],
         on_stdout=feed,
     )
     return packets
@@ -140,11 +177,33 @@ async def packet_sizes(path: Path) -> list[tuple[float, int]]:
 
 async def cut(source: Path, target: Path, start: float, end: float) -> int:
     """Re-encode [start, end) of the FLAC `source` to `target` (sample-exact); returns its size in bytes."""
-    await run_tool([
-        "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-        "-ss", f"{start:.3f}", "-i", str(source), "-t", f"{end - start:.3f}",
-        "-ac", "1", "-ar", str(SAMPLE_RATE), "-sample_fmt", "s16", "-c:a", "flac", "-f", "flac", str(target),
-    ])
+    await run_tool(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-ss",
+            f"{start:.3f}",
+            "-i",
+            str(source),
+            "-t",
+            f"{end - start:.3f}",
+            "-ac",
+            "1",
+            "-ar",
+            str(SAMPLE_RATE),
+            "-sample_fmt",
+            "s16",
+            "-c:a",
+            "flac",
+            "-f",
+            "flac",
+            str(target),
+        ]
+    )
     return file_size(target)
 
 

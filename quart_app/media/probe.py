@@ -36,8 +36,10 @@ def parse_probe(output: str) -> MediaInfo:
         durations = [_seconds(s.get("duration")) for s in data.get("streams") or []]
         duration = max((d for d in durations if d is not None), default=None)
     return MediaInfo(
-        format_name=str(fmt["format_name"]), duration_s=duration,
-        audio_streams=kinds.count("audio"), video_streams=kinds.count("video") - pictures,
+        format_name=str(fmt["format_name"]),
+        duration_s=duration,
+        audio_streams=kinds.count("audio"),
+        video_streams=kinds.count("video") - pictures,
     )
 
 
@@ -58,13 +60,20 @@ def check_media(info: MediaInfo, max_seconds: float) -> None:
 
 
 def media_too_long(max_seconds: float) -> APIError:
-    return APIError(413, "media_too_long", f"The media is longer than the limit of {max_seconds / 60:g} minutes.",
-                    extra={"max_minutes": max_seconds / 60})
+    return APIError(
+        413,
+        "media_too_long",
+        f"The media is longer than the limit of {max_seconds / 60:g} minutes.",
+        extra={"max_minutes": max_seconds / 60},
+    )
 
 
 def undecodable(detail: str = "") -> APIError:
-    return APIError(400, "undecodable_media", "The file is not a readable audio or video file"
-                    + (f" ({detail})" if detail else "") + ".")
+    return APIError(
+        400,
+        "undecodable_media",
+        "The file is not a readable audio or video file" + (f" ({detail})" if detail else "") + ".",
+    )
 
 
 async def probe(path: Path) -> MediaInfo:

@@ -45,8 +45,9 @@ async def run_tool(
     kept: list[str] = []
     tail: collections.deque[str] = collections.deque(maxlen=12)
 
-    async def pump(stream: asyncio.StreamReader, handler: LineHandler | None, sink: list[str] | None,
-                   keep_tail: bool) -> None:
+    async def pump(
+        stream: asyncio.StreamReader, handler: LineHandler | None, sink: list[str] | None, keep_tail: bool
+    ) -> None:
         while True:
             raw = await stream.readline()
             if not raw:

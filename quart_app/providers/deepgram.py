@@ -9,11 +9,9 @@ from deepgram import AsyncDeepgramClient
 from deepgram.core.api_error import ApiError
 from deepgram.environment import DeepgramClientEnvironment
 
-from ..db.transcriptions import Segment
 from ..errors import APIError
-from ..media.uploads import AudioUpload
 from .errors import ProviderFailed, ProviderTimeout
-from .results import TranscriptResult
+from .results import AudioUpload, Segment, TranscriptResult
 
 DEFAULT_BASE_URL = "https://api.deepgram.com"
 
@@ -21,8 +19,7 @@ DEFAULT_BASE_URL = "https://api.deepgram.com"
 def build_client(api_key: str, base_url: str | None, timeout: float) -> AsyncDeepgramClient:
     base = (base_url or DEFAULT_BASE_URL).rstrip("/")
     websocket_base = "ws" + base[4:] if base.startswith("http") else base
-    environment = DeepgramClientEnvironment(base=base, production=websocket_base, agent=websocket_base,
-                                            agent_rest=base)
+    environment = DeepgramClientEnvironment(base=base, production=websocket_base, agent=websocket_base, agent_rest=base)
     return AsyncDeepgramClient(api_key=api_key, environment=environment, timeout=timeout, max_retries=0)
 
 
@@ -35,8 +32,7 @@ class DeepgramTranscriber:
         self.timeout = timeout
 
     async def transcribe(self, upload: AudioUpload, language: str | None) -> TranscriptResult:
-        options: dict[str, Any] = {"model": self.model, "smart_format": True, "punctuate": True,
-                                   "utterances": True}
+        options: dict[str, Any] = {"model": self.model, "smart_format": True, "punctuate": True, "utterances": True}
         if language:
             options["language"] = language
         else:
@@ -58,8 +54,10 @@ def _result(data: dict[str, Any], model: str, language: str | None) -> Transcrip
     first = channels[0] if channels else {}
     alternatives = first.get("alternatives") or [{}]
     utterances = (data.get("results") or {}).get("utterances") or []
-    segments = [Segment(start=float(u.get("start", 0)), end=float(u.get("end", 0)), text=str(u.get("transcript", "")))
-                for u in utterances]
+    segments = [
+        Segment(start=float(u.get("start", 0)), end=float(u.get("end", 0)), text=str(u.get("transcript", "")))
+        for u in utterances
+    ]
     duration = (data.get("metadata") or {}).get("duration")
     return TranscriptResult(
         text=str(alternatives[0].get("transcript") or "").strip(),

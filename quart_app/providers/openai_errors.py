@@ -31,7 +31,7 @@ def _message(exc: openai.APIStatusError) -> str:
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"]
+            return str(error["message"])
         if isinstance(body.get("message"), str):
-            return body["message"]
+            return str(body["message"])
     return f"HTTP {exc.status_code}"

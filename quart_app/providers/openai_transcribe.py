@@ -6,11 +6,9 @@ from typing import Any
 
 import openai
 
-from ..db.transcriptions import Segment
 from ..errors import APIError
-from ..media.uploads import AudioUpload
 from .openai_errors import map_openai_error
-from .results import TranscriptResult
+from .results import AudioUpload, Segment, TranscriptResult
 
 # OpenAI refuses request bodies over 25 MB; long media is chunked before it gets here.
 MAX_FILE_BYTES = 25 * 1024 * 1024
@@ -27,7 +25,8 @@ class OpenAITranscriber:
     async def transcribe(self, upload: AudioUpload, language: str | None) -> TranscriptResult:
         if upload.size > MAX_FILE_BYTES:
             raise APIError(
-                413, "payload_too_large",
+                413,
+                "payload_too_large",
                 "OpenAI transcription accepts files up to 25 MB; use /transcriptions/deepgram or a job for "
                 "longer media.",
             )
@@ -44,7 +43,7 @@ class OpenAITranscriber:
             )
         except openai.OpenAIError as exc:
             raise map_openai_error("openai", exc, self.timeout) from None
-        data = response.model_dump() if hasattr(response, "model_dump") else {"text": str(response)}
+        data: dict[str, Any] = response.model_dump() if hasattr(response, "model_dump") else {"text": str(response)}
         segments = [
             Segment(start=float(s.get("start", 0.0)), end=float(s.get("end", 0.0)), text=str(s.get("text", "")).strip())
             for s in data.get("segments") or []
@@ -59,8 +58,20 @@ class OpenAITranscriber:
         )
 
 
-_NAMES = {"english": "en", "spanish": "es", "french": "fr", "german": "de", "italian": "it", "portuguese": "pt",
-          "dutch": "nl", "japanese": "ja", "chinese": "zh", "korean": "ko", "russian": "ru", "arabic": "ar"}
+_NAMES = {
+    "english": "en",
+    "spanish": "es",
+    "french": "fr",
+    "german": "de",
+    "italian": "it",
+    "portuguese": "pt",
+    "dutch": "nl",
+    "japanese": "ja",
+    "chinese": "zh",
+    "korean": "ko",
+    "russian": "ru",
+    "arabic": "ar",
+}
 
 
 def _language(value: Any) -> str | None:

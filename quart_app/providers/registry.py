@@ -44,8 +44,10 @@ def build_providers(settings: Settings) -> Providers:
     providers = Providers(settings, {}, {})
     if settings.openai_api_key:
         providers._openai = openai.AsyncOpenAI(
-            api_key=settings.openai_api_key.get(), base_url=settings.openai_base_url,
-            timeout=settings.openai_timeout, max_retries=1,
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url,
+            timeout=settings.openai_timeout,
+            max_retries=1,
         )
         providers.transcribers["openai"] = OpenAITranscriber(
             providers._openai, settings.openai_transcribe_model, settings.openai_timeout
@@ -54,15 +56,20 @@ def build_providers(settings: Settings) -> Providers:
             "openai", providers._openai, settings.openai_translate_model, settings.openai_timeout
         )
     if settings.deepgram_api_key:
-        client = build_client(settings.deepgram_api_key.get(), settings.deepgram_base_url, settings.openai_timeout)
-        providers.transcribers["deepgram"] = DeepgramTranscriber(client, settings.deepgram_model,
-                                                                 settings.openai_timeout)
+        client = build_client(
+            settings.deepgram_api_key.get_secret_value(), settings.deepgram_base_url, settings.deepgram_timeout
+        )
+        providers.transcribers["deepgram"] = DeepgramTranscriber(
+            client, settings.deepgram_model, settings.deepgram_timeout
+        )
     if settings.deepseek_api_key:
         providers._deepseek = openai.AsyncOpenAI(
-            api_key=settings.deepseek_api_key.get(), base_url=settings.deepseek_base_url or DEEPSEEK_DEFAULT_BASE_URL,
-            timeout=settings.openai_timeout, max_retries=1,
+            api_key=settings.deepseek_api_key.get_secret_value(),
+            base_url=settings.deepseek_base_url or DEEPSEEK_DEFAULT_BASE_URL,
+            timeout=settings.deepseek_timeout,
+            max_retries=1,
         )
         providers.translators["deepseek"] = ChatTranslator(
-            "deepseek", providers._deepseek, settings.deepseek_model, settings.openai_timeout
+            "deepseek", providers._deepseek, settings.deepseek_model, settings.deepseek_timeout
         )
     return providers

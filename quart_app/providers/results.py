@@ -1,12 +1,52 @@
-"""What the transcription and translation providers hand back to the services."""
+"""The providers' interfaces and the value types they share with the services.
+
+Plain data only: no Quart, no media tools. An `AudioUpload` is a spooled file handle whose type was
+decided from its content by whoever received it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import IO, Protocol
 
-from ..db.transcriptions import Segment
-from ..media.uploads import AudioUpload
+from ..audio.formats import AudioFormat
+
+CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class AudioUpload:
+    stream: IO[bytes]
+    size: int
+    filename: str
+    format: AudioFormat
+    duration_s: float | None  # known up front only for WAV
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The file in CHUNK-sized pieces from the start (an async iterator for streaming uploads)."""
+
+        async def iterate() -> AsyncIterator[bytes]:
+            self.stream.seek(0)
+            while True:
+                block = self.stream.read(CHUNK)
+                if not block:
+                    return
+                yield block
+
+        return iterate()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stream.close()
 
 
 @dataclass(frozen=True)

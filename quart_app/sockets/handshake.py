@@ -9,7 +9,6 @@ from socketio.exceptions import ConnectionRefusedError
 
 from ..auth.identity import Authenticator, AuthError, Principal
 from ..errors import APIError
-from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +16,7 @@ log = logging.getLogger(__name__)
 INVALID = "Invalid or expired authentication token"
 
 
-async def authenticate_handshake(rt: Runtime, auth: Any, *, required: bool) -> Principal | None:
+async def authenticate_handshake(authenticator: Authenticator, auth: Any, *, required: bool) -> Principal | None:
     """The principal for a handshake's `auth.token` (API key, Auth0 JWT or PIN session token).
 
     Raises ConnectionRefusedError, which the client sees as `connect_error` with `{"message": ...}`.
@@ -28,8 +27,7 @@ async def authenticate_handshake(rt: Runtime, auth: Any, *, required: bool) -> P
             raise ConnectionRefusedError("Authentication required: pass auth: {token}")
         return None
     try:
-        assert rt.sessions is not None
-        return await Authenticator(rt.settings, rt.database(), rt.verifier, rt.sessions).authenticate(token)
+        return await authenticator.authenticate(token)
     except AuthError:
         raise ConnectionRefusedError(INVALID) from None
     except APIError as exc:  # auth provider unconfigured or down, database unavailable

@@ -6,9 +6,7 @@ import logging
 
 import socketio
 
-from ..runtime import Runtime
 from ..settings import Settings
-from .system import SystemNamespace
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +32,3 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
         engineio_logger=logging.getLogger("engineio.server"),
     )
     return sio
-
-
-def register_namespaces(sio: socketio.AsyncServer, rt: Runtime) -> None:
-    """One AsyncNamespace per file; each gets the Runtime (there is no Quart app context in handlers)."""
-    sio.register_namespace(SystemNamespace("/", rt))
-
-
-def connection_counts(sio: socketio.AsyncServer) -> dict[str, int]:
-    """Clients connected to this process, per namespace."""
-    manager = sio.manager
-    counts = {ns: 0 for ns in sio.namespace_handlers}
-    for namespace in manager.get_namespaces():
-        counts[namespace] = sum(1 for _ in manager.get_participants(namespace, None))
-    return counts

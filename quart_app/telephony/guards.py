@@ -10,16 +10,16 @@ from quart import request, websocket
 
 from ..auth.twilio_signature import public_url, signature_valid, validation_enabled, websocket_url
 from ..errors import APIError, ProviderUnconfigured
-from ..runtime import runtime
+from ..web.state import resources
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
 def _auth_token() -> str:
-    settings = runtime().settings
+    settings = resources().settings
     if settings.twilio_auth_token is None:
         raise ProviderUnconfigured("twilio", ("TWILIO_AUTH_TOKEN",))
-    return settings.twilio_auth_token.get()
+    return settings.twilio_auth_token.get_secret_value()
 
 
 def twilio_webhook(handler: F) -> F:
@@ -27,7 +27,7 @@ def twilio_webhook(handler: F) -> F:
 
     @wraps(handler)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
-        settings = runtime().settings
+        settings = resources().settings
         if validation_enabled(settings):
             token = _auth_token()
             form = await request.form
@@ -42,14 +42,14 @@ def twilio_webhook(handler: F) -> F:
 
 async def websocket_signature_ok() -> bool:
     """For Media Streams: call before `websocket.accept()`; on False close with 1008 (policy violation)."""
-    settings = runtime().settings
+    settings = resources().settings
     if not validation_enabled(settings):
         return True
     if settings.twilio_auth_token is None:
         return False
     full_path = websocket.full_path if websocket.query_string else websocket.path
     url = websocket_url(public_url(settings, websocket.scheme, websocket.host, full_path, websocket.headers))
-    return signature_valid(settings.twilio_auth_token.get(), url, {}, websocket.headers)
+    return signature_valid(settings.twilio_auth_token.get_secret_value(), url, {}, websocket.headers)
 
 
 async def refuse_unsigned_stream() -> bool:

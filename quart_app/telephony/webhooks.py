@@ -8,20 +8,29 @@ from quart import Blueprint, request
 
 from ..db import calls
 from ..errors import APIError
-from ..runtime import runtime
+from ..web.state import resources
 from .guards import twilio_webhook
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("twilio", __name__)
 
-CALL_STATUSES = {"queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed", "no-answer",
-                 "canceled"}
+CALL_STATUSES = {
+    "queued",
+    "initiated",
+    "ringing",
+    "in-progress",
+    "completed",
+    "busy",
+    "failed",
+    "no-answer",
+    "canceled",
+}
 
 
 @blueprint.post("/twilio/status")
 @twilio_webhook
-async def call_status():  # type: ignore[no-untyped-def]
+async def call_status() -> tuple[str, int]:
     """Call status callback: records the call's latest state. Answers 204 (Twilio ignores the body)."""
     form = await request.form
     call_sid = form.get("CallSid", "")
@@ -34,7 +43,7 @@ async def call_status():  # type: ignore[no-untyped-def]
     except ValueError:
         raise APIError(400, "invalid_callback", "SequenceNumber and CallDuration must be integers.") from None
     await calls.record_status(
-        runtime().database(),
+        resources().db(),
         call_sid=call_sid,
         status=status,
         sequence=sequence,

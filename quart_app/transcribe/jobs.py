@@ -17,19 +17,17 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from databases import Database
+
+from ..billing import Billing
 from ..db import jobs as job_store
-from ..db import transcriptions, usage
-from ..db.database import write_transaction
+from ..db import transcriptions
+from ..db.handle import DatabaseHandle
 from ..errors import APIError
-from ..metering import transcription_cost
+from ..providers.registry import Providers
+from ..settings import Settings
 from .long_media import transcribe_media
-
-if TYPE_CHECKING:  # pragma: no cover
-    from databases import Database
-
-    from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +41,16 @@ ENDPOINT = "/transcriptions/jobs"
 
 
 class JobRunner:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self.root = Path(rt.settings.jobs_dir).resolve()
+    """The jobs feature: started and stopped by `serving`; drain stops intake, stop requeues running jobs."""
+
+    name = "jobs"
+
+    def __init__(self, settings: Settings, database: DatabaseHandle, providers: Providers, billing: Billing) -> None:
+        self.settings = settings
+        self.database = database
+        self.providers = providers
+        self.billing = billing
+        self.root = Path(settings.jobs_dir).resolve()
         self.node = f"{socket.gethostname()}:{self.root}"
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, int] = {}
@@ -56,11 +61,15 @@ class JobRunner:
 
     # ----- lifecycle ---------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+    async def start(self) -> None:
+        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
         self._maintenance = asyncio.get_running_loop().create_task(self._maintain(), name="job-maintenance")
 
-    async def close(self) -> None:
+    async def drain(self, deadline: float) -> None:
+        """Take no new jobs; running ones go back to the queue at `stop`, for this or another instance."""
+        self.closing = True
+
+    async def stop(self) -> None:
         """Cancel every job: each goes back to `queued` with its upload kept, for the next start."""
         self.closing = True
         tasks = list(self._tasks.values())
@@ -73,15 +82,13 @@ class JobRunner:
             self._unlock(job_id)
 
     async def _maintain(self) -> None:
-        from ..lifecycle import wait_for_database  # lifecycle builds the runner: import at use
-
-        while not await wait_for_database(self.rt, 60):
+        while not await self.database.wait_ready(60):
             log.warning("jobs wait for the database before resuming")
         await self.recover()
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
-                db = self.rt.database()
+                db = self.database.get()
                 await job_store.heartbeat(db, list(self._tasks))
                 failed = await job_store.fail_stale(db, time.time() - STALE_S, keep=list(self._tasks))
                 if failed:
@@ -91,7 +98,7 @@ class JobRunner:
 
     async def recover(self) -> None:
         """Resume queued/running jobs whose upload is here and unowned; fail ours whose upload is gone."""
-        db = self.rt.database()
+        db = self.database.get()
         for job in await job_store.active(db):
             if job.id in self._tasks:
                 continue
@@ -158,15 +165,18 @@ class JobRunner:
         task.add_done_callback(forget)
 
     async def _run(self, job_id: str) -> None:
-        db = self.rt.database()
+        db = self.database.get()
         async with self._slots:
             job = await job_store.start_attempt(db, job_id, self.node)
             if job is None:
                 return
             try:
                 if job.attempts > MAX_ATTEMPTS:
-                    raise APIError(500, "too_many_attempts",
-                                   f"Gave up after {MAX_ATTEMPTS} attempts interrupted by server restarts.")
+                    raise APIError(
+                        500,
+                        "too_many_attempts",
+                        f"Gave up after {MAX_ATTEMPTS} attempts interrupted by server restarts.",
+                    )
                 await self._execute(db, job)
             except asyncio.CancelledError:
                 # Shutdown: leave the job resumable. Shielded so a second cancel cannot skip the write.
@@ -183,14 +193,17 @@ class JobRunner:
             await asyncio.to_thread(shutil.rmtree, self.job_dir(job_id), True)
 
     async def _execute(self, db: Database, job: job_store.Job) -> None:
-        settings = self.rt.settings
-        transcriber = self.rt.providers.transcriber(job.provider)
+        settings = self.settings
+        transcriber = self.providers.transcriber(job.provider)
         work = self.job_dir(job.id) / "work"
         reporter = asyncio.get_running_loop().create_task(self._report_progress(db, job.id))
         started = time.perf_counter()
         try:
             result = await transcribe_media(
-                transcriber, Path(job.media_path), work, language=job.language,
+                transcriber,
+                Path(job.media_path),
+                work,
+                language=job.language,
                 max_seconds=settings.max_media_minutes * 60.0,
                 max_bytes=settings.openai_transcribe_max_bytes if job.provider == "openai" else None,
                 concurrency=settings.transcribe_concurrency,
@@ -202,18 +215,16 @@ class JobRunner:
             await asyncio.to_thread(shutil.rmtree, work, True)
         latency_ms = int((time.perf_counter() - started) * 1000)
         # The transcript, the bill and the job's end commit together: a crash leaves none or all three.
-        async with write_transaction(db):
-            record = await transcriptions.create(
-                db, user_id=job.user_id, provider=job.provider, transcript=result.text, model=result.model,
-                language=result.language, duration_s=result.duration_s, segments=result.segments, source="job",
-                filename=job.filename,
-            )
-            await usage.record(
-                db, user_id=job.user_id, service=f"transcription.{job.provider}", endpoint=ENDPOINT,
-                request_id=job.id, duration_ms=latency_ms, audio_seconds=result.duration_s,
-                cost_usd=transcription_cost(settings, job.provider, result.duration_s),
-            )
+        charge = self.billing.transcription_charge(
+            job.provider, endpoint=ENDPOINT, request_id=job.id, duration_ms=latency_ms, audio_seconds=result.duration_s
+        )
+
+        async def finish(db: Database, record: transcriptions.Transcription) -> None:
             await job_store.finish(db, job.id, record.id)
+
+        await self.billing.save_transcription(
+            job.user_id, job.provider, result, charge, source="job", filename=job.filename, then=finish
+        )
         log.info("job %s done: %.0fs of audio in %d ms", job.id, result.duration_s or 0, latency_ms)
 
     async def _report_progress(self, db: Database, job_id: str) -> None:

@@ -12,17 +12,16 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from ..audio import formats
-from ..db.transcriptions import Segment
 from ..errors import APIError
 from ..media import chunking, extract
 from ..media.probe import media_too_long, undecodable
 from ..media.tools import ToolFailed
-from ..media.uploads import AudioUpload
-from ..providers.results import Transcriber, TranscriptResult
+from ..providers.results import AudioUpload, Segment, Transcriber, TranscriptResult
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +48,20 @@ def stitch(parts: Sequence[ChunkResult], model: str) -> TranscriptResult:
             texts.append(text)
         if part.result.segments:
             segments.extend(
-                Segment(start=round(s.start + offset, 3), end=round(min(s.end, part.chunk.duration) + offset, 3),
-                        text=s.text)
+                Segment(
+                    start=round(s.start + offset, 3),
+                    end=round(min(s.end, part.chunk.duration) + offset, 3),
+                    text=s.text,
+                )
                 for s in part.result.segments
             )
         elif text:
             segments.append(Segment(start=part.chunk.start, end=part.chunk.end, text=text))
     language = next((p.result.language for p in ordered if p.result.language), None)
     duration = ordered[-1].chunk.end if ordered else 0.0
-    return TranscriptResult(text=" ".join(texts), language=language, duration_s=duration, model=model,
-                            segments=segments)
+    return TranscriptResult(
+        text=" ".join(texts), language=language, duration_s=duration, model=model, segments=segments
+    )
 
 
 def _make_dir(path: Path) -> None:
@@ -69,8 +72,9 @@ def _as_upload(path: Path, duration: float | None) -> AudioUpload:
     return AudioUpload(path.open("rb"), path.stat().st_size, path.name, formats.FLAC, duration)
 
 
-async def _transcribe_file(transcriber: Transcriber, path: Path, language: str | None,
-                           duration: float | None) -> TranscriptResult:
+async def _transcribe_file(
+    transcriber: Transcriber, path: Path, language: str | None, duration: float | None
+) -> TranscriptResult:
     upload = _as_upload(path, duration)
     try:
         return await transcriber.transcribe(upload, language)
@@ -78,22 +82,29 @@ async def _transcribe_file(transcriber: Transcriber, path: Path, language: str |
         upload.close()
 
 
-async def _with_retry(transcriber: Transcriber, path: Path, chunk: chunking.Chunk,
-                      language: str | None) -> TranscriptResult:
+async def _with_retry(
+    transcriber: Transcriber, path: Path, chunk: chunking.Chunk, language: str | None
+) -> TranscriptResult:
     """One retry per chunk: providers drop single requests now and then; a second failure is the job's."""
     try:
         return await _transcribe_file(transcriber, path, language, chunk.duration)
     except APIError as exc:
         if exc.status in (400, 413):  # the audio itself was refused: sending it again cannot help
             raise
-        log.warning("chunk %d (%.1f-%.1fs) failed (%s); retrying once", chunk.index, chunk.start, chunk.end,
-                    exc.code)
+        log.warning("chunk %d (%.1f-%.1fs) failed (%s); retrying once", chunk.index, chunk.start, chunk.end, exc.code)
         return await _transcribe_file(transcriber, path, language, chunk.duration)
 
 
 async def transcribe_chunks(
-    transcriber: Transcriber, source: Path, chunks: Sequence[chunking.Chunk], workdir: Path, *,
-    language: str | None, concurrency: int, max_bytes: int, on_done: Callable[[int], None] | None = None,
+    transcriber: Transcriber,
+    source: Path,
+    chunks: Sequence[chunking.Chunk],
+    workdir: Path,
+    *,
+    language: str | None,
+    concurrency: int,
+    max_bytes: int,
+    on_done: Callable[[int], None] | None = None,
 ) -> list[ChunkResult]:
     """Cut and transcribe every chunk, at most `concurrency` at a time; the first failure cancels the rest."""
     gate = asyncio.Semaphore(concurrency)
@@ -135,8 +146,15 @@ class ChunkTooLarge(Exception):
 
 
 async def transcribe_media(
-    transcriber: Transcriber, source: Path, workdir: Path, *, language: str | None, max_seconds: float,
-    max_bytes: int | None, concurrency: int, on_progress: Progress | None = None,
+    transcriber: Transcriber,
+    source: Path,
+    workdir: Path,
+    *,
+    language: str | None,
+    max_seconds: float,
+    max_bytes: int | None,
+    concurrency: int,
+    on_progress: Progress | None = None,
 ) -> TranscriptResult:
     """Transcribe any audio or video file: one request if it fits `max_bytes` (None: no limit), else chunks.
 
@@ -147,7 +165,9 @@ async def transcribe_media(
     target = workdir / f"audio.{extract.EXTENSION}"
     try:
         extracted = await extract.extract_audio(
-            source, target, max_seconds=max_seconds,
+            source,
+            target,
+            max_seconds=max_seconds,
             on_progress=lambda seconds: report(EXTRACT_SHARE * min(1.0, seconds / max_seconds)),
         )
     except ToolFailed as exc:
@@ -167,15 +187,18 @@ async def transcribe_media(
     overhead = chunking.CHUNK_OVERHEAD_BYTES
     # Re-encoded chunks come out within a few frames of the plan; if one is still over, plan tighter.
     for _ in range(3):
-        chunks = chunking.plan_chunks(extracted.duration_s, extracted.silences, packets, max_bytes,
-                                      overhead=overhead)
-        log.info("transcribing %.0fs of audio in %d chunks via %s", extracted.duration_s, len(chunks),
-                 transcriber.name)
+        chunks = chunking.plan_chunks(extracted.duration_s, extracted.silences, packets, max_bytes, overhead=overhead)
+        log.info("transcribing %.0fs of audio in %d chunks via %s", extracted.duration_s, len(chunks), transcriber.name)
         try:
             parts = await transcribe_chunks(
-                transcriber, target, chunks, workdir, language=language, concurrency=concurrency,
+                transcriber,
+                target,
+                chunks,
+                workdir,
+                language=language,
+                concurrency=concurrency,
                 max_bytes=max_bytes - 1024,
-                on_done=lambda n, total=len(chunks): report(EXTRACT_SHARE + (1 - EXTRACT_SHARE) * n / total),
+                on_done=partial(_report_done, report, len(chunks)),
             )
             break
         except ChunkTooLarge as exc:
@@ -184,12 +207,22 @@ async def transcribe_media(
     else:
         raise APIError(500, "chunking_failed", "The audio could not be split under the provider's size limit.")
     result = stitch(parts, model=parts[0].result.model if parts else "")
-    return TranscriptResult(text=result.text, language=result.language or language,
-                            duration_s=extracted.duration_s, model=result.model, segments=result.segments)
+    return TranscriptResult(
+        text=result.text,
+        language=result.language or language,
+        duration_s=extracted.duration_s,
+        model=result.model,
+        segments=result.segments,
+    )
 
 
 async def transcribe_upload_chunked(
-    transcriber: Transcriber, upload: AudioUpload, language: str | None, *, max_seconds: float, max_bytes: int,
+    transcriber: Transcriber,
+    upload: AudioUpload,
+    language: str | None,
+    *,
+    max_seconds: float,
+    max_bytes: int,
     concurrency: int,
 ) -> TranscriptResult:
     """The synchronous route's path for a file over the provider's limit: the same pipeline, in the request."""
@@ -197,13 +230,24 @@ async def transcribe_upload_chunked(
     try:
         source = workdir / f"upload.{upload.format.extension}"
         await asyncio.to_thread(_spool_to, upload.stream, source)
-        return await transcribe_media(transcriber, source, workdir / "work", language=language,
-                                      max_seconds=max_seconds, max_bytes=max_bytes, concurrency=concurrency)
+        return await transcribe_media(
+            transcriber,
+            source,
+            workdir / "work",
+            language=language,
+            max_seconds=max_seconds,
+            max_bytes=max_bytes,
+            concurrency=concurrency,
+        )
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
 
 
-def _spool_to(stream: BinaryIO, target: Path) -> None:
+def _spool_to(stream: IO[bytes], target: Path) -> None:
     stream.seek(0)
     with target.open("wb") as out:
         shutil.copyfileobj(stream, out, 1024 * 1024)
+
+
+def _report_done(report: Callable[[float], None], total: int, done: int) -> None:
+    report(EXTRACT_SHARE + (1 - EXTRACT_SHARE) * done / total)

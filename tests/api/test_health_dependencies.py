@@ -34,8 +34,11 @@ async def test_health_detects_a_stopped_postgres_and_recovers(make_app) -> None:
     try:
         async with make_app(DATABASE_URL=proxied) as (app, client):
             healthy = await _wait_for(client, 200)
-            assert healthy["checks"]["database"] == {"status": "ok", "backend": "postgresql",
-                                                     "latency_ms": healthy["checks"]["database"]["latency_ms"]}
+            assert healthy["checks"]["database"] == {
+                "status": "ok",
+                "backend": "postgresql",
+                "latency_ms": healthy["checks"]["database"]["latency_ms"],
+            }
 
             await proxy.stop()
             down = await _wait_for(client, 503)
@@ -63,8 +66,9 @@ async def test_boot_with_unreachable_database_serves_liveness_and_reports_unheal
     from quart_app import create_app
     from quart_app.settings import Settings
 
-    app = create_app(Settings.from_env({"APP_ENV": "test",
-                                        "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"}))
+    app = create_app(
+        Settings.from_env({"APP_ENV": "test", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/nowhere"})
+    )
     async with app.test_app() as test_app:
         client = test_app.test_client()
         assert (await client.get("/health/live")).status_code == 200

@@ -25,19 +25,30 @@ LIMIT_BYTES = int(LIMIT_MB * 1024 * 1024)
 
 @pytest.fixture
 async def fakes_env(tmp_path: Path) -> AsyncIterator[tuple[FakeDeepgram, FakeOpenAI, dict[str, str]]]:
-    async with run_fake(FakeDeepgram(api_key="dg-test-key")) as deepgram, \
-            run_fake(FakeOpenAI(api_key="sk-test-openai", max_request_bytes=LIMIT_BYTES)) as openai:
+    async with (
+        run_fake(FakeDeepgram(api_key="dg-test-key")) as deepgram,
+        run_fake(FakeOpenAI(api_key="sk-test-openai", max_request_bytes=LIMIT_BYTES)) as openai,
+    ):
         env = {
-            "DEEPGRAM_API_KEY": "dg-test-key", "DEEPGRAM_BASE_URL": deepgram.base_url,
-            "OPENAI_API_KEY": "sk-test-openai", "OPENAI_BASE_URL": openai.base_url + "/v1",
-            "OPENAI_TRANSCRIBE_MAX_MB": str(LIMIT_MB), "JOBS_DIR": str(tmp_path / "jobs"),
+            "DEEPGRAM_API_KEY": "dg-test-key",
+            "DEEPGRAM_BASE_URL": deepgram.base_url,
+            "OPENAI_API_KEY": "sk-test-openai",
+            "OPENAI_BASE_URL": openai.base_url + "/v1",
+            "OPENAI_TRANSCRIBE_MAX_MB": str(LIMIT_MB),
+            "JOBS_DIR": str(tmp_path / "jobs"),
         }
         yield deepgram, openai, env
 
 
 def _upload(path: Path, filename: str = "upload.bin", **form: str) -> dict:
-    return {"files": {"audio": FileStorage(io.BytesIO(path.read_bytes()), filename=filename,
-                                           content_type="application/octet-stream")}, "form": form}
+    return {
+        "files": {
+            "audio": FileStorage(
+                io.BytesIO(path.read_bytes()), filename=filename, content_type="application/octet-stream"
+            )
+        },
+        "form": form,
+    }
 
 
 async def _wait_job(client, key: str, job_id: str, limit_s: float = 60.0) -> dict:  # type: ignore[no-untyped-def]
@@ -50,7 +61,7 @@ async def _wait_job(client, key: str, job_id: str, limit_s: float = 60.0) -> dic
 
 
 async def _usage_rows(app) -> list:  # type: ignore[no-untyped-def]
-    return await app.extensions["runtime"].database().fetch_all(usage.usage_logs.select())
+    return await app.extensions["resources"].db().fetch_all(usage.usage_logs.select())
 
 
 @pytest.mark.parametrize("provider", ["deepgram", "openai"])
@@ -58,8 +69,11 @@ async def test_video_job_end_to_end(make_app, backend_env, fakes_env, provider: 
     deepgram, openai, env = fakes_env
     async with make_app(**backend_env, **env) as (app, client):
         user, key = await make_user(app)
-        posted = await client.post("/transcriptions/jobs", headers={"x-api-key": key},
-                                   **_upload(spoken_video(), "clip.wav", provider=provider, language="en"))
+        posted = await client.post(
+            "/transcriptions/jobs",
+            headers={"x-api-key": key},
+            **_upload(spoken_video(), "clip.wav", provider=provider, language="en"),
+        )
         assert posted.status_code == 202, await posted.get_data()
         accepted = await posted.get_json()
         assert accepted["status"] == "queued" and accepted["id"].startswith("job_")
@@ -68,8 +82,9 @@ async def test_video_job_end_to_end(make_app, backend_env, fakes_env, provider: 
         job = await _wait_job(client, key, accepted["id"])
         assert job["status"] == "done" and job["percent"] == 100, job
         _, other_key = await make_user(app)
-        assert (await client.get(f"/transcriptions/jobs/{job['id']}",
-                                 headers={"x-api-key": other_key})).status_code == 404
+        assert (
+            await client.get(f"/transcriptions/jobs/{job['id']}", headers={"x-api-key": other_key})
+        ).status_code == 404
 
         # The provider got the extracted mono FLAC, not the mp4.
         fake = deepgram if provider == "deepgram" else openai
@@ -78,17 +93,16 @@ async def test_video_job_end_to_end(make_app, backend_env, fakes_env, provider: 
         if provider == "openai":
             assert sent[0].files["file"]["filename"].endswith(".flac")
 
-        stored = await (await client.get(f"/api/transcriptions/{job['transcription_id']}",
-                                         headers={"x-api-key": key})).get_json()
+        stored = await (
+            await client.get(f"/api/transcriptions/{job['transcription_id']}", headers={"x-api-key": key})
+        ).get_json()
         assert stored["transcript"] and stored["source"] == "job" and stored["filename"] == "clip.wav"
         assert 2 < stored["duration_s"] < 6
-        srt = await client.get(f"/api/transcriptions/{job['transcription_id']}?format=srt",
-                               headers={"x-api-key": key})
+        srt = await client.get(f"/api/transcriptions/{job['transcription_id']}?format=srt", headers={"x-api-key": key})
         assert srt.status_code == 200 and srt.headers["Content-Type"].startswith("application/x-subrip")
         srt_text = (await srt.get_data()).decode()
         assert srt_text.startswith("1\n00:00:0") and " --> " in srt_text
-        vtt = await client.get(f"/api/transcriptions/{job['transcription_id']}?format=vtt",
-                               headers={"x-api-key": key})
+        vtt = await client.get(f"/api/transcriptions/{job['transcription_id']}?format=vtt", headers={"x-api-key": key})
         assert vtt.headers["Content-Type"].startswith("text/vtt")
         assert (await vtt.get_data()).decode().startswith("WEBVTT\n\n00:00:0")
 
@@ -115,19 +129,19 @@ async def test_unusable_media_is_refused_with_distinct_codes(make_app, fakes_env
             assert (response.status_code, body["error"]) == (status, code), body
         assert deepgram.requests == [] and openai.requests == []
         assert await _usage_rows(app) == []
-        assert await app.extensions["runtime"].database().fetch_all(transcription_jobs.select()) == []
+        assert await app.extensions["resources"].db().fetch_all(transcription_jobs.select()) == []
         assert os.listdir(env["JOBS_DIR"]) == []
 
 
-async def test_thirty_minutes_chunked_under_the_limit_and_stitched_in_order(make_app, backend_env, fakes_env
-                                                                            ) -> None:
+async def test_thirty_minutes_chunked_under_the_limit_and_stitched_in_order(make_app, backend_env, fakes_env) -> None:
     _, openai, env = fakes_env
     # Early chunks answer last: stitching must follow the timeline, not arrival.
     openai.delay_next(1.5, 1.0, 0.5, path="/v1/audio/transcriptions")
     async with make_app(**backend_env, **env) as (app, client):
         _, key = await make_user(app)
-        posted = await client.post("/transcriptions/jobs", headers={"x-api-key": key},
-                                   **_upload(long_recording(), provider="openai"))
+        posted = await client.post(
+            "/transcriptions/jobs", headers={"x-api-key": key}, **_upload(long_recording(), provider="openai")
+        )
         assert posted.status_code == 202
         job = await _wait_job(client, key, (await posted.get_json())["id"])
         assert job["status"] == "done", job
@@ -135,8 +149,9 @@ async def test_thirty_minutes_chunked_under_the_limit_and_stitched_in_order(make
         sent = openai.requests_to("/v1/audio/transcriptions")
         assert len(sent) >= 4
         assert all(r.status == 200 and r.body_size <= LIMIT_BYTES for r in sent)
-        stored = await (await client.get(f"/api/transcriptions/{job['transcription_id']}",
-                                         headers={"x-api-key": key})).get_json()
+        stored = await (
+            await client.get(f"/api/transcriptions/{job['transcription_id']}", headers={"x-api-key": key})
+        ).get_json()
         segments = stored["segments"]
         # The fake gives each chunk one segment per sentence spanning its whole duration, so in order and
         # offset by each chunk's start they tile the half hour with no gap and no overlap.
@@ -162,8 +177,9 @@ async def test_failed_chunk_is_retried_once_then_fails_the_job_unbilled(make_app
         five_minutes = long_recording(5)
         # The SDK retries once itself; two failures end the first attempt, our retry then succeeds.
         openai.fail_next(500, count=2, path="/v1/audio/transcriptions")
-        posted = await client.post("/transcriptions/jobs", headers={"x-api-key": key},
-                                   **_upload(five_minutes, provider="openai"))
+        posted = await client.post(
+            "/transcriptions/jobs", headers={"x-api-key": key}, **_upload(five_minutes, provider="openai")
+        )
         job = await _wait_job(client, key, (await posted.get_json())["id"])
         assert job["status"] == "done", job
         assert [r.status for r in openai.requests_to("/v1/audio/transcriptions")][:3] == [500, 500, 200]
@@ -171,8 +187,9 @@ async def test_failed_chunk_is_retried_once_then_fails_the_job_unbilled(make_app
 
         openai.reset()
         openai.fail_next(500, count=4, path="/v1/audio/transcriptions")  # both attempts of the first chunk
-        posted = await client.post("/transcriptions/jobs", headers={"x-api-key": key},
-                                   **_upload(five_minutes, provider="openai"))
+        posted = await client.post(
+            "/transcriptions/jobs", headers={"x-api-key": key}, **_upload(five_minutes, provider="openai")
+        )
         job = await _wait_job(client, key, (await posted.get_json())["id"])
         assert job["status"] == "failed" and "provider_error" in job["error"], job
         assert "transcription_id" not in job
@@ -188,8 +205,9 @@ async def test_sync_whisper_route_chunks_a_file_over_the_limit(make_app, fakes_e
     async with make_app(**{**env, "OPENAI_TRANSCRIBE_MAX_MB": "0.1"}) as (app, client):
         openai.max_request_bytes = int(0.1 * 1024 * 1024)
         _, key = await make_user(app)
-        response = await client.post("/transcriptions/whisper", headers={"x-api-key": key},
-                                     **_upload(period, "meeting.wav"))
+        response = await client.post(
+            "/transcriptions/whisper", headers={"x-api-key": key}, **_upload(period, "meeting.wav")
+        )
         assert response.status_code == 200, await response.get_data()
         body = await response.get_json()
         assert body["duration_s"] == pytest.approx((period.stat().st_size - 44) / 32000, abs=0.1)

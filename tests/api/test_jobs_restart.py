@@ -43,8 +43,12 @@ async def _database(url: str) -> Database:
 def _post_job(base: str, key: str, path: Path) -> str:
     # The client sends the file, reads the 202 and goes away: nothing keeps the request alive.
     with httpx.Client(base_url=base, timeout=60) as client:
-        response = client.post("/transcriptions/jobs", headers={"x-api-key": key},
-                               files={"audio": ("meeting.ogg", path.read_bytes())}, data={"provider": "openai"})
+        response = client.post(
+            "/transcriptions/jobs",
+            headers={"x-api-key": key},
+            files={"audio": ("meeting.ogg", path.read_bytes())},
+            data={"provider": "openai"},
+        )
     assert response.status_code == 202, response.text
     return response.json()["id"]
 
@@ -69,9 +73,15 @@ async def test_jobs_resume_after_sigkill_and_sigterm(live_server_factory, backen
     recording = long_recording(10)
     jobs_dir = tmp_path / "jobs"
     with FakeServerThread(FakeOpenAI(api_key="sk-test", max_request_bytes=int(LIMIT_MB * 1024 * 1024))) as openai:
-        env = {**backend_env, "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": openai.base_url + "/v1",
-               "OPENAI_TRANSCRIBE_MAX_MB": str(LIMIT_MB), "JOBS_DIR": str(jobs_dir), "TRANSCRIBE_CONCURRENCY": "2",
-               "RATE_LIMIT_PER_MINUTE": "100000"}
+        env = {
+            **backend_env,
+            "OPENAI_API_KEY": "sk-test",
+            "OPENAI_BASE_URL": openai.base_url + "/v1",
+            "OPENAI_TRANSCRIBE_MAX_MB": str(LIMIT_MB),
+            "JOBS_DIR": str(jobs_dir),
+            "TRANSCRIBE_CONCURRENCY": "2",
+            "RATE_LIMIT_PER_MINUTE": "100000",
+        }
         openai.delay_next(*[1.0] * 200, path=TRANSCRIBE)  # slow provider: the jobs are mid-way when we strike
         first = live_server_factory(**env)
         db = await _database(env["DATABASE_URL"])
@@ -117,8 +127,9 @@ async def test_jobs_resume_after_sigkill_and_sigterm(live_server_factory, backen
             rows = await db.fetch_all(sa.select(usage_logs).where(usage_logs.c.user_id == user.id))
             assert sorted(r["request_id"] for r in rows) == sorted([crashed, interrupted])
             assert all(r["endpoint"] == "/transcriptions/jobs" for r in rows)
-            active = await db.fetch_all(sa.select(transcription_jobs).where(
-                transcription_jobs.c.status.in_(("queued", "running"))))
+            active = await db.fetch_all(
+                sa.select(transcription_jobs).where(transcription_jobs.c.status.in_(("queued", "running")))
+            )
             assert active == []
         finally:
             await db.disconnect()

@@ -41,8 +41,10 @@ async def test_openapi_is_valid_and_covers_every_route(make_app) -> None:
     assert served - documented == set(), "routes missing from /openapi.json"
     assert documented - served == set(), "/openapi.json documents routes the app does not serve"
     # The two enumerated routes keep their choices, so clients and fuzzers only try real providers.
-    for path, choices in (("/transcriptions/{route}", {"deepgram", "whisper"}),
-                          ("/translations/{provider}", {"openai", "deepseek"})):
+    for path, choices in (
+        ("/transcriptions/{route}", {"deepgram", "whisper"}),
+        ("/translations/{provider}", {"openai", "deepseek"}),
+    ):
         (parameter,) = [p for p in spec["paths"][path]["post"]["parameters"] if p["in"] == "path"]
         assert set(parameter["schema"]["enum"]) == choices
 

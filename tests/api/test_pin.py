@@ -47,8 +47,7 @@ async def test_brute_force_reaches_lockout_without_revealing_users(make_app, bac
         # An unknown user gets exactly the same answers.
         ghost = unique_email("ghost")
         ghost_statuses = [
-            (await client.post("/api/auth/pin", json={"email": ghost, "pin": "123456"})).status_code
-            for _ in range(5)
+            (await client.post("/api/auth/pin", json={"email": ghost, "pin": "123456"})).status_code for _ in range(5)
         ]
         assert ghost_statuses == [401, 401, 401, 401, 429]
 

@@ -9,8 +9,7 @@ async def test_rate_limit_per_key(make_app, backend_env) -> None:
     async with make_app(**backend_env, RATE_LIMIT_PER_MINUTE="3") as (app, client):
         _, key = await make_user(app)
         _, other_key = await make_user(app)
-        statuses = [(await client.get("/api/protected/test", headers={"x-api-key": key})).status_code
-                    for _ in range(3)]
+        statuses = [(await client.get("/api/protected/test", headers={"x-api-key": key})).status_code for _ in range(3)]
         assert statuses == [200, 200, 200]
         limited = await client.get("/api/protected/test", headers={"x-api-key": key})
         assert limited.status_code == 429

@@ -36,22 +36,46 @@ def fuzz_target(live_server_factory, tmp_path: Path):  # type: ignore[no-untyped
         db_url = f"sqlite+aiosqlite:///{tmp_path}/fuzz.db"
         key = harness.create_api_key(db_url)
         server = live_server_factory(
-            DATABASE_URL=db_url, LOG_LEVEL="WARNING", RATE_LIMIT_PER_MINUTE="100000",
-            DEEPGRAM_API_KEY="dg-fuzz", DEEPGRAM_BASE_URL=deepgram.base_url,
-            OPENAI_API_KEY="sk-fuzz-openai", OPENAI_BASE_URL=openai.base_url + "/v1",
-            DEEPSEEK_API_KEY="sk-fuzz-ds", DEEPSEEK_BASE_URL=deepseek.base_url,
-            AUTH0_DOMAIN="fuzz.auth0.local", AUTH0_AUDIENCE="https://api.fuzz.local", AUTH0_BASE_URL=auth0.base_url,
-            TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_AUTH_TOKEN="fuzz-twilio-token",
+            DATABASE_URL=db_url,
+            LOG_LEVEL="WARNING",
+            RATE_LIMIT_PER_MINUTE="100000",
+            DEEPGRAM_API_KEY="dg-fuzz",
+            DEEPGRAM_BASE_URL=deepgram.base_url,
+            OPENAI_API_KEY="sk-fuzz-openai",
+            OPENAI_BASE_URL=openai.base_url + "/v1",
+            DEEPSEEK_API_KEY="sk-fuzz-ds",
+            DEEPSEEK_BASE_URL=deepseek.base_url,
+            AUTH0_DOMAIN="fuzz.auth0.local",
+            AUTH0_AUDIENCE="https://api.fuzz.local",
+            AUTH0_BASE_URL=auth0.base_url,
+            TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+            TWILIO_AUTH_TOKEN="fuzz-twilio-token",
         )
         yield server, key
 
 
 def schemathesis_run(base_url: str, *extra: str, max_examples: int, max_time: int) -> subprocess.CompletedProcess:
     command = [
-        str(Path(sys.executable).with_name("schemathesis")), "run", base_url + "/openapi.json",
-        "--checks", "not_a_server_error", "--max-examples", str(max_examples), "--max-time", str(max_time),
-        "--request-timeout", "10", "--seed", "20240601", "--workers", "1", "--warnings", "off",
-        "--suppress-health-check", "all", *extra,
+        str(Path(sys.executable).with_name("schemathesis")),
+        "run",
+        base_url + "/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        str(max_examples),
+        "--max-time",
+        str(max_time),
+        "--request-timeout",
+        "10",
+        "--seed",
+        "20240601",
+        "--workers",
+        "1",
+        "--warnings",
+        "off",
+        "--suppress-health-check",
+        "all",
+        *extra,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=max_time + 60)
 
@@ -67,8 +91,9 @@ def failure_report(done: subprocess.CompletedProcess, server) -> str:  # type: i
     """Schemathesis's findings plus the server's own tracebacks, so a 500 names its line of code."""
     log = server.output()
     tracebacks = [block for block in log.split("Traceback") if "quart_app" in block][-3:]
-    return f"schemathesis found failures:\n{done.stdout[-10000:]}\n{done.stderr[-2000:]}\n" + \
-        "\n".join("Traceback" + t[:3000] for t in tracebacks)
+    return f"schemathesis found failures:\n{done.stdout[-10000:]}\n{done.stderr[-2000:]}\n" + "\n".join(
+        "Traceback" + t[:3000] for t in tracebacks
+    )
 
 
 def test_no_server_errors_authenticated(fuzz_target) -> None:
@@ -89,7 +114,8 @@ def test_no_server_errors_anonymous(fuzz_target) -> None:
 async def test_json_body_that_is_not_utf8_is_a_400(make_app) -> None:
     """Schemathesis's first find: Quart's UTF-8 decode error escaped as a 500 from every JSON route."""
     async with make_app() as (_, client):
-        response = await client.post("/api/auth/pin", data=b"\x7f\xff\xfe{",
-                                     headers={"content-type": "application/json"})
+        response = await client.post(
+            "/api/auth/pin", data=b"\x7f\xff\xfe{", headers={"content-type": "application/json"}
+        )
     assert response.status_code == 400
     assert (await response.get_json())["error"] == "bad_request"

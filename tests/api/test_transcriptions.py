@@ -18,22 +18,28 @@ SPEECH = "The quick brown fox jumps over the lazy dog."
 
 @pytest.fixture
 async def fakes_env() -> AsyncIterator[tuple[FakeDeepgram, FakeOpenAI, dict[str, str]]]:
-    async with run_fake(FakeDeepgram(api_key="dg-test-key")) as deepgram, \
-            run_fake(FakeOpenAI(api_key="sk-test-openai")) as openai:
+    async with (
+        run_fake(FakeDeepgram(api_key="dg-test-key")) as deepgram,
+        run_fake(FakeOpenAI(api_key="sk-test-openai")) as openai,
+    ):
         env = {
-            "DEEPGRAM_API_KEY": "dg-test-key", "DEEPGRAM_BASE_URL": deepgram.base_url,
-            "OPENAI_API_KEY": "sk-test-openai", "OPENAI_BASE_URL": openai.base_url + "/v1",
+            "DEEPGRAM_API_KEY": "dg-test-key",
+            "DEEPGRAM_BASE_URL": deepgram.base_url,
+            "OPENAI_API_KEY": "sk-test-openai",
+            "OPENAI_BASE_URL": openai.base_url + "/v1",
         }
         yield deepgram, openai, env
 
 
 def _upload(data: bytes, filename: str = "clip.wav", content_type: str = "audio/wav", **form: str) -> dict:
-    return {"files": {"audio": FileStorage(io.BytesIO(data), filename=filename, content_type=content_type)},
-            "form": form}
+    return {
+        "files": {"audio": FileStorage(io.BytesIO(data), filename=filename, content_type=content_type)},
+        "form": form,
+    }
 
 
 async def _usage_rows(app) -> list:  # type: ignore[no-untyped-def]
-    db = app.extensions["runtime"].database()
+    db = app.extensions["resources"].db()
     return await db.fetch_all(usage.usage_logs.select())
 
 
@@ -45,8 +51,9 @@ async def test_transcribe_store_list_and_meter(make_app, backend_env, fakes_env,
         fake.register_transcript(audio, SPEECH)
     async with make_app(**backend_env, **env) as (app, client):
         user, key = await make_user(app)
-        response = await client.post(f"/transcriptions/{route}", headers={"x-api-key": key},
-                                     **_upload(audio, language="en"))
+        response = await client.post(
+            f"/transcriptions/{route}", headers={"x-api-key": key}, **_upload(audio, language="en")
+        )
         assert response.status_code == 200, await response.get_data()
         body = await response.get_json()
         assert body["transcript"] == SPEECH
@@ -80,10 +87,12 @@ async def test_transcribe_store_list_and_meter(make_app, backend_env, fakes_env,
         assert missing["total"] == 0
 
         _, other_key = await make_user(app)
-        assert (await client.get(f"/api/transcriptions/{body['id']}",
-                                 headers={"x-api-key": other_key})).status_code == 404
-        assert (await client.delete(f"/api/transcriptions/{body['id']}",
-                                    headers={"x-api-key": other_key})).status_code == 404
+        assert (
+            await client.get(f"/api/transcriptions/{body['id']}", headers={"x-api-key": other_key})
+        ).status_code == 404
+        assert (
+            await client.delete(f"/api/transcriptions/{body['id']}", headers={"x-api-key": other_key})
+        ).status_code == 404
 
         rows = await _usage_rows(app)
         assert len(rows) == 1
@@ -98,10 +107,10 @@ async def test_transcribe_store_list_and_meter(make_app, backend_env, fakes_env,
         assert monthly["services"][0]["service"] == f"transcription.{provider}"
         assert monthly["total_requests"] == 1
         assert (await (await client.get("/api/usage", headers={"x-api-key": other_key})).get_json())[
-            "total_requests"] == 0
+            "total_requests"
+        ] == 0
 
-        assert (await client.delete(f"/api/transcriptions/{body['id']}",
-                                    headers={"x-api-key": key})).status_code == 204
+        assert (await client.delete(f"/api/transcriptions/{body['id']}", headers={"x-api-key": key})).status_code == 204
         assert (await client.get(f"/api/transcriptions/{body['id']}", headers={"x-api-key": key})).status_code == 404
 
 
@@ -111,9 +120,11 @@ async def test_other_containers_are_recognised_by_content(make_app, fakes_env, f
     async with make_app(**env) as (app, client):
         _, key = await make_user(app)
         # A misleading name and content type: the type comes from the bytes.
-        response = await client.post("/transcriptions/deepgram", headers={"x-api-key": key},
-                                     **_upload(spoken(SPEECH, fmt), filename="upload.bin",
-                                               content_type="application/octet-stream"))
+        response = await client.post(
+            "/transcriptions/deepgram",
+            headers={"x-api-key": key},
+            **_upload(spoken(SPEECH, fmt), filename="upload.bin", content_type="application/octet-stream"),
+        )
         assert response.status_code == 200, await response.get_data()
         assert (await response.get_json())["transcript"]
 
@@ -128,8 +139,11 @@ async def test_bad_uploads_get_clear_errors_and_are_not_billed(make_app, fakes_e
         _, key = await make_user(app)
         cases = [
             (_upload(b"\0" * (1024 * 1024 + 10)), 413, "payload_too_large"),
-            (_upload(b"\x89PNG\r\n\x1a\n" + b"\0" * 100, filename="x.png", content_type="image/png"), 415,
-             "unsupported_media_type"),
+            (
+                _upload(b"\x89PNG\r\n\x1a\n" + b"\0" * 100, filename="x.png", content_type="image/png"),
+                415,
+                "unsupported_media_type",
+            ),
             (_upload(b""), 400, "empty_audio"),
             (_upload(b"this is not audio at all" * 10, filename="fake.wav"), 400, "undecodable_audio"),
             ({"files": {"sound": FileStorage(io.BytesIO(b"RIFF"), filename="a.wav")}}, 400, "missing_file"),

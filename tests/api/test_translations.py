@@ -13,12 +13,20 @@ from tests.support.users import make_user
 
 @pytest.fixture
 async def chat_fakes() -> AsyncIterator[tuple[FakeOpenAI, FakeDeepSeek, dict[str, str]]]:
-    async with run_fake(FakeOpenAI(api_key="sk-test-openai")) as openai, \
-            run_fake(FakeDeepSeek(api_key="sk-test-deepseek")) as deepseek:
-        yield openai, deepseek, {
-            "OPENAI_API_KEY": "sk-test-openai", "OPENAI_BASE_URL": openai.base_url + "/v1",
-            "DEEPSEEK_API_KEY": "sk-test-deepseek", "DEEPSEEK_BASE_URL": deepseek.base_url,
-        }
+    async with (
+        run_fake(FakeOpenAI(api_key="sk-test-openai")) as openai,
+        run_fake(FakeDeepSeek(api_key="sk-test-deepseek")) as deepseek,
+    ):
+        yield (
+            openai,
+            deepseek,
+            {
+                "OPENAI_API_KEY": "sk-test-openai",
+                "OPENAI_BASE_URL": openai.base_url + "/v1",
+                "DEEPSEEK_API_KEY": "sk-test-deepseek",
+                "DEEPSEEK_BASE_URL": deepseek.base_url,
+            },
+        )
 
 
 @pytest.mark.parametrize("provider", ["openai", "deepseek"])
@@ -26,8 +34,11 @@ async def test_translate_store_and_meter(make_app, backend_env, chat_fakes, prov
     openai, deepseek, env = chat_fakes
     async with make_app(**backend_env, **env) as (app, client):
         user, key = await make_user(app)
-        response = await client.post(f"/translations/{provider}", headers={"x-api-key": key},
-                                     json={"text": "Good morning", "target_language": "es", "source_language": "en"})
+        response = await client.post(
+            f"/translations/{provider}",
+            headers={"x-api-key": key},
+            json={"text": "Good morning", "target_language": "es", "source_language": "en"},
+        )
         assert response.status_code == 200, await response.get_data()
         body = await response.get_json()
         assert body["translation"] == "Buenos días"
@@ -46,7 +57,7 @@ async def test_translate_store_and_meter(make_app, backend_env, chat_fakes, prov
         _, other = await make_user(app)
         assert (await client.get(f"/api/translations/{item['id']}", headers={"x-api-key": other})).status_code == 404
 
-        rows = await app.extensions["runtime"].database().fetch_all(usage.usage_logs.select())
+        rows = await app.extensions["resources"].db().fetch_all(usage.usage_logs.select())
         assert len(rows) == 1
         assert rows[0]["service"] == f"translation.{provider}" and rows[0]["characters"] == len("Good morning")
         assert rows[0]["user_id"] == user.id and rows[0]["cost_usd"] > 0
@@ -73,9 +84,9 @@ async def test_validation_errors_name_the_field(make_app, chat_fakes) -> None:
             body = await response.get_json()
             assert response.status_code == 400, body
             assert body["error"] == "validation_error" and field in body["fields"], body
-        garbage = await client.post("/translations/openai", headers={"x-api-key": key,
-                                                                     "Content-Type": "application/json"},
-                                    data=b"{not json")
+        garbage = await client.post(
+            "/translations/openai", headers={"x-api-key": key, "Content-Type": "application/json"}, data=b"{not json"
+        )
         assert garbage.status_code == 400
         assert (await garbage.get_json())["error"] in ("bad_request", "validation_error")
 
@@ -86,17 +97,19 @@ async def test_provider_failures_are_not_billed(make_app, chat_fakes) -> None:
         _, key = await make_user(app)
         deepseek.fail_next(402)
         deepseek.fail_next(402)
-        broke = await client.post("/translations/deepseek", headers={"x-api-key": key},
-                                  json={"text": "hello", "target_language": "fr"})
+        broke = await client.post(
+            "/translations/deepseek", headers={"x-api-key": key}, json={"text": "hello", "target_language": "fr"}
+        )
         body = await broke.get_json()
         assert broke.status_code == 502 and body["upstream_status"] == 402 and body["provider"] == "deepseek"
         assert "Insufficient Balance" in body["message"]
 
         openai.hang_next(5, count=2)
-        slow = await client.post("/translations/openai", headers={"x-api-key": key},
-                                 json={"text": "hello", "target_language": "fr"})
+        slow = await client.post(
+            "/translations/openai", headers={"x-api-key": key}, json={"text": "hello", "target_language": "fr"}
+        )
         assert slow.status_code == 504
-        rows = await app.extensions["runtime"].database().fetch_all(usage.usage_logs.select())
+        rows = await app.extensions["resources"].db().fetch_all(usage.usage_logs.select())
         assert rows == []
         listed = await (await client.get("/api/translations", headers={"x-api-key": key})).get_json()
         assert listed["total"] == 0
@@ -105,8 +118,9 @@ async def test_provider_failures_are_not_billed(make_app, chat_fakes) -> None:
 async def test_unconfigured_translation_is_503(make_app) -> None:
     async with make_app() as (app, client):
         _, key = await make_user(app)
-        response = await client.post("/translations/deepseek", headers={"x-api-key": key},
-                                     json={"text": "hello", "target_language": "fr"})
+        response = await client.post(
+            "/translations/deepseek", headers={"x-api-key": key}, json={"text": "hello", "target_language": "fr"}
+        )
         body = await response.get_json()
         assert response.status_code == 503 and body["missing"] == ["DEEPSEEK_API_KEY"]
 

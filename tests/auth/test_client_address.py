@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quart_app.auth.guards import forwarded_client
+from quart_app.web.guards import forwarded_client
 from tests.support.users import make_user
 
 

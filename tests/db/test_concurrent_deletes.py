@@ -13,8 +13,16 @@ async def test_concurrent_revokes_and_deletes(db: Database) -> None:
     user = await users.create_user(db, email="race@example.test")
     key, _ = await api_keys.create_api_key(db, user.id)
     trn = await transcriptions.create(db, user_id=user.id, provider="deepgram", transcript="hello")
-    trl = await translations.create(db, user_id=user.id, provider="openai", model="m", source_language=None,
-                                    target_language="es", text="hi", translation="hola")
+    trl = await translations.create(
+        db,
+        user_id=user.id,
+        provider="openai",
+        model="m",
+        source_language=None,
+        target_language="es",
+        text="hi",
+        translation="hola",
+    )
     for call in (
         lambda: api_keys.revoke(db, user.id, key.id),
         lambda: transcriptions.delete_owned(db, user.id, trn.id),

@@ -23,9 +23,18 @@ def test_wav_duration_reads_header_and_streamed_sizes():
 
 @pytest.mark.parametrize(
     ("head", "fmt"),
-    [(b"RIFF\0\0\0\0WAVE", "wav"), (b"ID3", "mp3"), (b"\xff\xf3", "mp3"), (b"\xff\xf1", None), (b"OggS", "ogg"),
-     (b"fLaC", "flac"), (b"\x1a\x45\xdf\xa3", "webm"), (b"\0\0\0\x18ftypmp42", "mp4"),
-     (b"\0\0\0\x18ftypM4A ", "m4a"), (b"<html>", None)],
+    [
+        (b"RIFF\0\0\0\0WAVE", "wav"),
+        (b"ID3", "mp3"),
+        (b"\xff\xf3", "mp3"),
+        (b"\xff\xf1", None),
+        (b"OggS", "ogg"),
+        (b"fLaC", "flac"),
+        (b"\x1a\x45\xdf\xa3", "webm"),
+        (b"\0\0\0\x18ftypmp42", "mp4"),
+        (b"\0\0\0\x18ftypM4A ", "m4a"),
+        (b"<html>", None),
+    ],
 )
 def test_sniff_format(head, fmt):
     assert sniff_format(head + b"\0" * 16) == fmt

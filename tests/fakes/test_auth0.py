@@ -112,8 +112,12 @@ async def test_userinfo_profile_and_errors(auth0_fake):
 
 
 async def test_client_credentials_grant_json_and_form(auth0_fake):
-    form = {"grant_type": "client_credentials", "client_id": auth0_fake.client_id,
-            "client_secret": auth0_fake.client_secret, "audience": auth0_fake.audience}
+    form = {
+        "grant_type": "client_credentials",
+        "client_id": auth0_fake.client_id,
+        "client_secret": auth0_fake.client_secret,
+        "audience": auth0_fake.audience,
+    }
     async with httpx.AsyncClient(base_url=auth0_fake.base_url) as http:
         as_json = await http.post("/oauth/token", json=form)
         as_form = await http.post("/oauth/token", data=form)
@@ -129,16 +133,23 @@ async def test_client_credentials_grant_json_and_form(auth0_fake):
 
 async def test_password_grant(auth0_fake):
     auth0_fake.add_user("auth0|dev-2", "dev@example.com", password="pw-2", name="Dev Two")
-    base = {"grant_type": "password", "client_id": auth0_fake.client_id, "client_secret": auth0_fake.client_secret,
-            "username": "dev@example.com", "scope": "openid profile"}
+    base = {
+        "grant_type": "password",
+        "client_id": auth0_fake.client_id,
+        "client_secret": auth0_fake.client_secret,
+        "username": "dev@example.com",
+        "scope": "openid profile",
+    }
     async with httpx.AsyncClient(base_url=auth0_fake.base_url) as http:
         ok = await http.post("/oauth/token", data={**base, "password": "pw-2"})
         wrong = await http.post("/oauth/token", data={**base, "password": "pw-3"})
         info = await http.get("/userinfo", headers={"Authorization": f"Bearer {ok.json()['access_token']}"})
     assert verify(ok.json()["access_token"], auth0_fake.jwks(), auth0_fake)["sub"] == "auth0|dev-2"
     assert ok.json()["scope"] == "openid profile" and "id_token" in ok.json()
-    assert wrong.status_code == 403 and wrong.json() == {"error": "invalid_grant",
-                                                         "error_description": "Wrong email or password."}
+    assert wrong.status_code == 403 and wrong.json() == {
+        "error": "invalid_grant",
+        "error_description": "Wrong email or password.",
+    }
     assert info.json()["name"] == "Dev Two"
 
 

@@ -89,8 +89,15 @@ async def test_raw_linear16_needs_sample_rate(deepgram_fake):
     assert response.metadata.duration == pytest.approx(0.5)
 
 
-@pytest.mark.parametrize(("status", "code"), [(402, "ASR_PAYMENT_REQUIRED"), (429, "TOO_MANY_REQUESTS"),
-                                              (500, "INTERNAL_SERVER_ERROR"), (503, "SERVICE_UNAVAILABLE")])
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (402, "ASR_PAYMENT_REQUIRED"),
+        (429, "TOO_MANY_REQUESTS"),
+        (500, "INTERNAL_SERVER_ERROR"),
+        (503, "SERVICE_UNAVAILABLE"),
+    ],
+)
 async def test_injected_errors_surface_as_api_error(deepgram_fake, wav, status, code):
     deepgram_fake.fail_next(status)
     with pytest.raises(ApiError) as caught:
@@ -108,8 +115,9 @@ async def test_sdk_retries_injected_503_by_default(deepgram_fake, wav):
 
 async def test_hang_hits_the_sdk_timeout(deepgram_fake, wav):
     deepgram_fake.hang_next(5)
-    api = AsyncDeepgramClient(api_key=deepgram_fake.api_key, environment=environment(deepgram_fake.base_url),
-                              max_retries=0, timeout=0.3)
+    api = AsyncDeepgramClient(
+        api_key=deepgram_fake.api_key, environment=environment(deepgram_fake.base_url), max_retries=0, timeout=0.3
+    )
     with pytest.raises(Exception) as caught:  # httpx's ReadTimeout; the SDK does not wrap it
         await api.listen.v1.media.transcribe_file(request=wav)
     assert "Timeout" in type(caught.value).__name__
@@ -161,7 +169,8 @@ async def test_readme_recipe_with_explicit_environment(deepgram_fake, wav):
     base = deepgram_fake.base_url
     ws = base.replace("http", "ws", 1)
     api = AsyncDeepgramClient(
-        api_key=deepgram_fake.api_key, max_retries=0,
+        api_key=deepgram_fake.api_key,
+        max_retries=0,
         environment=DeepgramClientEnvironment(base=base, production=ws, agent=ws, agent_rest=base),
     )
     response = await api.listen.v1.media.transcribe_file(request=wav, model="nova-3")

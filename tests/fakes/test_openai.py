@@ -44,8 +44,11 @@ async def test_verbose_json_has_whisper_segments_and_words(openai_fake):
     audio = sine_wav(2.0)
     openai_fake.register_transcript(audio, "Good morning. How are you today?")
     result = await client(openai_fake).audio.transcriptions.create(
-        model="whisper-1", file=("speech.wav", audio), response_format="verbose_json",
-        timestamp_granularities=["word", "segment"], language="es",
+        model="whisper-1",
+        file=("speech.wav", audio),
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+        language="es",
     )
     assert result.duration == pytest.approx(2.0) and result.language == "spanish"
     assert [s.text.strip() for s in result.segments] == ["Good morning.", "How are you today?"]
@@ -110,13 +113,17 @@ async def test_undecodable_or_unnamed_audio_is_400(openai_fake, name, data, frag
 
 @pytest.mark.parametrize(
     ("magic", "name"),
-    [(b"ID3\x04", "a.mp3"), (b"OggS", "a.ogg"), (b"fLaC", "a.flac"), (b"\x1a\x45\xdf\xa3", "a.webm"),
-     (b"\0\0\0\x20ftypM4A ", "a.m4a"), (b"\xff\xfb\x90\x64", "a.mp3")],
+    [
+        (b"ID3\x04", "a.mp3"),
+        (b"OggS", "a.ogg"),
+        (b"fLaC", "a.flac"),
+        (b"\x1a\x45\xdf\xa3", "a.webm"),
+        (b"\0\0\0\x20ftypM4A ", "a.m4a"),
+        (b"\xff\xfb\x90\x64", "a.mp3"),
+    ],
 )
 async def test_containers_are_sniffed(openai_fake, magic, name):
-    result = await client(openai_fake).audio.transcriptions.create(
-        model="whisper-1", file=(name, magic + b"\0" * 4000)
-    )
+    result = await client(openai_fake).audio.transcriptions.create(model="whisper-1", file=(name, magic + b"\0" * 4000))
     assert "seconds of" in result.text
 
 
@@ -132,8 +139,10 @@ async def test_chat_completion_translates_with_dictionary_and_fallback(openai_fa
     api = client(openai_fake)
     known = await api.chat.completions.create(
         model="gpt-4o-mini",
-        messages=[{"role": "system", "content": "Translate the user's text to Spanish."},
-                  {"role": "user", "content": "Good morning!"}],
+        messages=[
+            {"role": "system", "content": "Translate the user's text to Spanish."},
+            {"role": "user", "content": "Good morning!"},
+        ],
     )
     assert known.choices[0].message.content == "Buenos días!"
     assert known.choices[0].finish_reason == "stop" and known.object == "chat.completion"
@@ -156,7 +165,9 @@ async def test_chat_without_target_echoes_and_registered_reply_wins(openai_fake)
 
 async def test_chat_streaming(openai_fake):
     stream = await client(openai_fake).chat.completions.create(
-        model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+        model="gpt-4o-mini",
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[{"role": "system", "content": "Target language: French"}, {"role": "user", "content": "Thank you"}],
     )
     pieces, usage = [], None

@@ -63,7 +63,9 @@ def test_dev_fakes_runs_all_fakes_and_stops_on_sigterm(tmp_path):
     env_file = tmp_path / "fakes.env"
     process = subprocess.Popen(
         [sys.executable, str(SCRIPT), "--port-base", "0", "--env-file", str(env_file), "--no-token"],
-        stdout=subprocess.PIPE, text=True, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
     )
     lines: list[str] = []
     try:
@@ -78,15 +80,29 @@ def test_dev_fakes_runs_all_fakes_and_stops_on_sigterm(tmp_path):
         assert env == dict(line.split("=", 1) for line in env_file.read_text().splitlines())
         assert env["OPENAI_BASE_URL"].endswith("/v1")
         assert set(env) == {
-            "AUTH0_DOMAIN", "AUTH0_AUDIENCE", "AUTH0_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-            "DEEPGRAM_API_KEY", "DEEPGRAM_BASE_URL", "DEEPSEEK_API_KEY", "DEEPSEEK_BASE_URL",
-            "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_BASE_URL",
+            "AUTH0_DOMAIN",
+            "AUTH0_AUDIENCE",
+            "AUTH0_BASE_URL",
+            "OPENAI_API_KEY",
+            "OPENAI_BASE_URL",
+            "DEEPGRAM_API_KEY",
+            "DEEPGRAM_BASE_URL",
+            "DEEPSEEK_API_KEY",
+            "DEEPSEEK_BASE_URL",
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "TWILIO_API_BASE_URL",
+            "OPENAI_REALTIME_URL",
         }
-        models = httpx.get(env["OPENAI_BASE_URL"] + "/models",
-                           headers={"Authorization": f"Bearer {env['OPENAI_API_KEY']}"})
+        assert env["OPENAI_REALTIME_URL"].startswith("ws://") and env["OPENAI_REALTIME_URL"].endswith("/v1")
+        models = httpx.get(
+            env["OPENAI_BASE_URL"] + "/models", headers={"Authorization": f"Bearer {env['OPENAI_API_KEY']}"}
+        )
         jwks = httpx.get(env["AUTH0_BASE_URL"] + "/.well-known/jwks.json")
-        calls = httpx.get(f"{env['TWILIO_API_BASE_URL']}/2010-04-01/Accounts/{env['TWILIO_ACCOUNT_SID']}/Calls.json",
-                          auth=(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"]))
+        calls = httpx.get(
+            f"{env['TWILIO_API_BASE_URL']}/2010-04-01/Accounts/{env['TWILIO_ACCOUNT_SID']}/Calls.json",
+            auth=(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"]),
+        )
         assert models.status_code == jwks.status_code == calls.status_code == 200
     finally:
         os.kill(process.pid, signal.SIGTERM)

@@ -52,8 +52,12 @@ def rest_client(fake: FakeTwilio, token: str | None = None) -> Client:
 
 def test_rest_client_creates_fetches_updates_and_lists_calls(threaded_twilio):
     client = rest_client(threaded_twilio)
-    call = client.calls.create(to="+15559870000", from_="+15551230000", url="https://voice.example.com/twiml",
-                               status_callback="https://voice.example.com/status")
+    call = client.calls.create(
+        to="+15559870000",
+        from_="+15551230000",
+        url="https://voice.example.com/twiml",
+        status_callback="https://voice.example.com/status",
+    )
     assert call.sid.startswith("CA") and len(call.sid) == 34 and call.status == "queued"
     assert call.to_formatted == "(555) 987-0000" and call.date_created is not None
     created = threaded_twilio.requests_to("/2010-04-01", "POST")[-1]

@@ -35,11 +35,14 @@ async def test_probe_decides_from_content_not_name(tmp_path: Path) -> None:
     assert (too_long.value.status, too_long.value.code) == (413, "media_too_long")
 
 
-@pytest.mark.parametrize(("fixture", "status", "code"), [
-    (silent_video, 400, "no_audio_stream"),
-    (truncated_video, 400, "undecodable_media"),
-    (None, 400, "undecodable_media"),
-])
+@pytest.mark.parametrize(
+    ("fixture", "status", "code"),
+    [
+        (silent_video, 400, "no_audio_stream"),
+        (truncated_video, 400, "undecodable_media"),
+        (None, 400, "undecodable_media"),
+    ],
+)
 async def test_refusals_have_distinct_codes(tmp_path: Path, fixture, status: int, code: str) -> None:  # type: ignore[no-untyped-def]
     path = fixture() if fixture else tmp_path / "noise.mp4"
     if fixture is None:
@@ -51,8 +54,9 @@ async def test_refusals_have_distinct_codes(tmp_path: Path, fixture, status: int
 
 async def test_extract_long_recording_finds_the_pauses(tmp_path: Path) -> None:
     seen: list[float] = []
-    result = await extract.extract_audio(long_recording(), tmp_path / "a.flac", max_seconds=3600,
-                                         on_progress=seen.append)
+    result = await extract.extract_audio(
+        long_recording(), tmp_path / "a.flac", max_seconds=3600, on_progress=seen.append
+    )
     assert result.duration_s == pytest.approx(1800, abs=1)
     assert seen and seen[-1] == pytest.approx(1800, abs=2)
     # 30 periods of three pauses (17, 23 and 11 s minus the speech's own tail) are found.

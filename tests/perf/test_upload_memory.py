@@ -29,8 +29,13 @@ def _start(live_server_factory, tmp_path: Path, deepgram, **env: str):  # type: 
     """A live server on a fresh SQLite database holding one user; returns (server, API key headers)."""
     db_url = f"sqlite+aiosqlite:///{tmp_path}/perf.db"
     key = harness.create_api_key(db_url)
-    server = live_server_factory(DATABASE_URL=db_url, DEEPGRAM_API_KEY=deepgram.api_key,
-                                 DEEPGRAM_BASE_URL=deepgram.base_url, LOG_LEVEL="WARNING", **env)
+    server = live_server_factory(
+        DATABASE_URL=db_url,
+        DEEPGRAM_API_KEY=deepgram.api_key,
+        DEEPGRAM_BASE_URL=deepgram.base_url,
+        LOG_LEVEL="WARNING",
+        **env,
+    )
     return server, {"x-api-key": key}
 
 
@@ -61,8 +66,12 @@ def test_large_json_body_is_read_whole_without_deadlock(live_server_factory, tmp
     still get every byte, or this 3 MB request would hang until the client's timeout."""
     server, headers = _start(live_server_factory, tmp_path, deepgram)
     body = json.dumps({"text": "a" * (3 * harness.MB), "target_language": "es"})
-    response = httpx.post(server.url + "/translations/openai", headers={**headers, "content-type": "application/json"},
-                          content=body, timeout=15)
+    response = httpx.post(
+        server.url + "/translations/openai",
+        headers={**headers, "content-type": "application/json"},
+        content=body,
+        timeout=15,
+    )
     # Parsed and rejected by validation (text is capped at 20000 characters), not stuck or a 500.
     assert response.status_code in (400, 422), response.text
     assert "text" in response.text
@@ -82,7 +91,11 @@ def test_chunked_upload_over_the_limit_is_413(live_server_factory, tmp_path: Pat
                 yield block
         yield b"\r\n--bench--\r\n"
 
-    response = httpx.post(server.url + "/transcriptions/deepgram", content=chunks(), timeout=15,
-                          headers={**headers, "content-type": "multipart/form-data; boundary=bench"})
+    response = httpx.post(
+        server.url + "/transcriptions/deepgram",
+        content=chunks(),
+        timeout=15,
+        headers={**headers, "content-type": "multipart/form-data; boundary=bench"},
+    )
     assert response.status_code == 413, response.text
     assert response.json()["error"] == "payload_too_large" or "payload_too_large" in response.text

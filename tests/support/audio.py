@@ -38,8 +38,16 @@ def spoken(text: str, fmt: str = "wav") -> bytes:
         return wav.read_bytes()
     out = stem.with_suffix("." + fmt)
     if not out.exists():
-        codec = {"mp3": ["-c:a", "libmp3lame"], "ogg": ["-c:a", "libvorbis"], "flac": ["-c:a", "flac"],
-                 "webm": ["-c:a", "libopus"], "m4a": ["-c:a", "aac"]}[fmt]
-        subprocess.run([require_tool("ffmpeg"), "-y", "-loglevel", "error", "-i", str(wav), *codec, str(out)],
-                       check=True, capture_output=True)
+        codec = {
+            "mp3": ["-c:a", "libmp3lame"],
+            "ogg": ["-c:a", "libvorbis"],
+            "flac": ["-c:a", "flac"],
+            "webm": ["-c:a", "libopus"],
+            "m4a": ["-c:a", "aac"],
+        }[fmt]
+        subprocess.run(
+            [require_tool("ffmpeg"), "-y", "-loglevel", "error", "-i", str(wav), *codec, str(out)],
+            check=True,
+            capture_output=True,
+        )
     return out.read_bytes()

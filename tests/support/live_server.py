@@ -56,8 +56,14 @@ class LiveServer:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "hypercorn", "--config", "hypercorn.toml",
-                "--bind", f"127.0.0.1:{self.port}", "asgi:application",
+                sys.executable,
+                "-m",
+                "hypercorn",
+                "--config",
+                "hypercorn.toml",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "asgi:application",
             ],
             cwd=ROOT,
             env=self.env,

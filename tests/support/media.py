@@ -19,8 +19,9 @@ PAUSES = (17.0, 23.0, 11.0)
 
 
 def _ffmpeg(*args: str) -> None:
-    subprocess.run([require_tool("ffmpeg"), "-y", "-nostdin", "-loglevel", "error", *args], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [require_tool("ffmpeg"), "-y", "-nostdin", "-loglevel", "error", *args], check=True, capture_output=True
+    )
 
 
 def _cached(name: str, build) -> Path:  # type: ignore[no-untyped-def]
@@ -40,17 +41,52 @@ def _speech_wav(text: str) -> Path:
 def spoken_video() -> Path:
     """An mp4 with a test picture (testsrc, H.264) and a spoken sentence (AAC)."""
     speech = _speech_wav(SENTENCES[0])
-    return _cached("spoken.mp4", lambda out: _ffmpeg(
-        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-i", str(speech), "-shortest",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "48k",
-        "-f", "mp4", str(out)))
+    return _cached(
+        "spoken.mp4",
+        lambda out: _ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10",
+            "-i",
+            str(speech),
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "48k",
+            "-f",
+            "mp4",
+            str(out),
+        ),
+    )
 
 
 def silent_video() -> Path:
     """A webm with a picture and no audio track at all."""
-    return _cached("no-audio.webm", lambda out: _ffmpeg(
-        "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=3", "-an", "-c:v", "libvpx",
-        "-deadline", "realtime", "-f", "webm", str(out)))
+    return _cached(
+        "no-audio.webm",
+        lambda out: _ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10:duration=3",
+            "-an",
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-f",
+            "webm",
+            str(out),
+        ),
+    )
 
 
 def truncated_video() -> Path:
@@ -65,19 +101,37 @@ def long_recording(minutes: int = 30) -> Path:
     One period is built from the spoken clips and anullsrc silences and encoded once, then looped by
     ffmpeg's -stream_loop with stream copy, so a 30-minute file takes about a second to make.
     """
+
     def build(out: Path) -> None:
         period = MEDIA_DIR / "period.wav"
         inputs: list[str] = []
         for sentence, pause in zip(SENTENCES, PAUSES, strict=True):
-            inputs += ["-i", str(_speech_wav(sentence)),
-                       "-f", "lavfi", "-t", str(pause), "-i", "anullsrc=r=22050:cl=mono"]
+            inputs += [
+                "-i",
+                str(_speech_wav(sentence)),
+                "-f",
+                "lavfi",
+                "-t",
+                str(pause),
+                "-i",
+                "anullsrc=r=22050:cl=mono",
+            ]
         count = 2 * len(SENTENCES)
         streams = "".join(f"[{i}:a]" for i in range(count))
-        _ffmpeg(*inputs, "-filter_complex", f"{streams}concat=n={count}:v=0:a=1[a]", "-map", "[a]",
-                "-ar", "16000", "-ac", "1", str(period))
+        _ffmpeg(
+            *inputs,
+            "-filter_complex",
+            f"{streams}concat=n={count}:v=0:a=1[a]",
+            "-map",
+            "[a]",
+            "-ar",
+            "16000",
+            "-ac",
+            "1",
+            str(period),
+        )
         encoded = MEDIA_DIR / "period.ogg"
         _ffmpeg("-i", str(period), "-c:a", "libopus", "-b:a", "8k", "-application", "voip", str(encoded))
-        _ffmpeg("-stream_loop", "-1", "-i", str(encoded), "-t", str(minutes * 60), "-c", "copy", "-f", "ogg",
-                str(out))
+        _ffmpeg("-stream_loop", "-1", "-i", str(encoded), "-t", str(minutes * 60), "-c", "copy", "-f", "ogg", str(out))
 
     return _cached(f"meeting-{minutes}min.ogg", build)

@@ -22,10 +22,17 @@ PUBLIC = "https://voice.example.com"
 
 
 def _app(tmp_path):  # type: ignore[no-untyped-def]
-    app = create_app(Settings.from_env({
-        "APP_ENV": "test", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ws.db",
-        "TWILIO_ACCOUNT_SID": "AC" + "4" * 32, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC,
-    }))
+    app = create_app(
+        Settings.from_env(
+            {
+                "APP_ENV": "test",
+                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ws.db",
+                "TWILIO_ACCOUNT_SID": "AC" + "4" * 32,
+                "TWILIO_AUTH_TOKEN": TOKEN,
+                "PUBLIC_BASE_URL": PUBLIC,
+            }
+        )
+    )
 
     @app.websocket("/probe/media-stream")
     async def probe() -> None:

@@ -13,8 +13,14 @@ CALL_SID = "CA" + "0" * 31 + "1"
 
 def _params(status: str = "ringing", sequence: int = 0, **extra: str) -> dict[str, str]:
     return {
-        "CallSid": CALL_SID, "AccountSid": "AC" + "1" * 32, "From": "+15550001111", "To": "+15550002222",
-        "Direction": "inbound", "CallStatus": status, "SequenceNumber": str(sequence), **extra,
+        "CallSid": CALL_SID,
+        "AccountSid": "AC" + "1" * 32,
+        "From": "+15550001111",
+        "To": "+15550002222",
+        "Direction": "inbound",
+        "CallStatus": status,
+        "SequenceNumber": str(sequence),
+        **extra,
     }
 
 
@@ -23,29 +29,37 @@ def _sign(url: str, params: dict[str, str], algorithm: str | None = None) -> str
 
 
 async def test_valid_signature_records_call_and_forgeries_change_nothing(make_app, backend_env) -> None:
-    env = {**backend_env, "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
-           "PUBLIC_BASE_URL": PUBLIC}
+    env = {**backend_env, "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC}
     async with make_app(**env) as (app, client):
-        db = app.extensions["runtime"].database()
-        forged = await client.post("/twilio/status", form=_params(),
-                                   headers={"X-Twilio-Signature": "bm90LWEtc2lnbmF0dXJl"})
+        db = app.extensions["resources"].db()
+        forged = await client.post(
+            "/twilio/status", form=_params(), headers={"X-Twilio-Signature": "bm90LWEtc2lnbmF0dXJl"}
+        )
         assert forged.status_code == 403
         assert (await forged.get_json())["error"] == "invalid_signature"
-        http_signed = await client.post("/twilio/status", form=_params(),
-                                        headers={"X-Twilio-Signature": _sign("http://voice.example.com/twilio/status",
-                                                                             _params())})
+        http_signed = await client.post(
+            "/twilio/status",
+            form=_params(),
+            headers={"X-Twilio-Signature": _sign("http://voice.example.com/twilio/status", _params())},
+        )
         assert http_signed.status_code == 403
         missing = await client.post("/twilio/status", form=_params())
         assert missing.status_code == 403
         tampered_params = _params()
         signature = _sign(PUBLIC + "/twilio/status", tampered_params)
-        tampered = await client.post("/twilio/status", form={**tampered_params, "CallStatus": "completed"},
-                                     headers={"X-Twilio-Signature": signature})
+        tampered = await client.post(
+            "/twilio/status",
+            form={**tampered_params, "CallStatus": "completed"},
+            headers={"X-Twilio-Signature": signature},
+        )
         assert tampered.status_code == 403
         assert await calls.get_call(db, CALL_SID) is None
 
-        ok = await client.post("/twilio/status", form=_params(),
-                               headers={"X-Twilio-Signature": _sign(PUBLIC + "/twilio/status", _params())})
+        ok = await client.post(
+            "/twilio/status",
+            form=_params(),
+            headers={"X-Twilio-Signature": _sign(PUBLIC + "/twilio/status", _params())},
+        )
         assert ok.status_code == 204
         call = await calls.get_call(db, CALL_SID)
         assert call is not None and call.status == "ringing" and call.from_number == "+15550001111"
@@ -70,8 +84,11 @@ async def test_forwarded_headers_rebuild_public_url_without_public_base_url(make
     async with make_app(**env) as (app, client):
         params = _params()
         signature = _sign("https://public.example.org/twilio/status?tenant=t1", params)
-        headers = {"X-Twilio-Signature": signature, "X-Forwarded-Proto": "https",
-                   "X-Forwarded-Host": "public.example.org"}
+        headers = {
+            "X-Twilio-Signature": signature,
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "public.example.org",
+        }
         response = await client.post("/twilio/status?tenant=t1", form=params, headers=headers)
         assert response.status_code == 204
         del headers["X-Forwarded-Proto"]  # now the app would rebuild http://..., which Twilio did not sign
@@ -85,13 +102,17 @@ async def test_out_of_order_callbacks_keep_the_latest_state(make_app) -> None:
             params = _params(status, sequence, **extra)
             headers = {"X-Twilio-Signature": _sign(PUBLIC + "/twilio/status", params)}
             assert (await client.post("/twilio/status", form=params, headers=headers)).status_code == 204
-        call = await calls.get_call(app.extensions["runtime"].database(), CALL_SID)
+        call = await calls.get_call(app.extensions["resources"].db(), CALL_SID)
         assert call is not None and call.status == "completed" and call.duration_s == 42
 
 
 async def test_route_prefix_keeps_old_urls_working(make_app) -> None:
-    env = {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC,
-           "APP_ROUTE_PREFIX": "/sambanova_todo"}
+    env = {
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "PUBLIC_BASE_URL": PUBLIC,
+        "APP_ROUTE_PREFIX": "/sambanova_todo",
+    }
     async with make_app(**env) as (app, client):
         params = _params()
         headers = {"X-Twilio-Signature": _sign(PUBLIC + "/sambanova_todo/twilio/status", params)}
@@ -120,8 +141,7 @@ async def test_validation_can_be_switched_off_only_in_development(make_app, capl
 async def test_recent_calls_are_admin_only(make_app, backend_env) -> None:
     from tests.support.users import make_user
 
-    env = {**backend_env, "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": TOKEN,
-           "PUBLIC_BASE_URL": PUBLIC}
+    env = {**backend_env, "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": TOKEN, "PUBLIC_BASE_URL": PUBLIC}
     async with make_app(**env) as (app, client):
         params = _params("in-progress", 2)
         headers = {"X-Twilio-Signature": _sign(PUBLIC + "/twilio/status", params)}

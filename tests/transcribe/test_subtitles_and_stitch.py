@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from quart_app.db.transcriptions import Segment
 from quart_app.media.chunking import Chunk
-from quart_app.providers.results import TranscriptResult
+from quart_app.providers.results import Segment, TranscriptResult
 from quart_app.transcribe.long_media import ChunkResult, stitch
 from quart_app.transcribe.subtitles import to_srt, to_vtt
 
@@ -18,14 +17,18 @@ def _result(text: str, segments: list[Segment], language: str | None = "en") -> 
 def test_stitch_orders_by_chunk_and_offsets_segments() -> None:
     parts = [  # finished out of order: 2, 0, 1
         ChunkResult(Chunk(2, 120.5, 150.0), _result("Third.", [Segment(0.5, 3.0, "Third.")])),
-        ChunkResult(Chunk(0, 0.0, 60.25), _result("First one. Second.", [Segment(0.0, 2.0, "First one."),
-                                                                     Segment(2.0, 4.5, "Second.")], None)),
+        ChunkResult(
+            Chunk(0, 0.0, 60.25),
+            _result("First one. Second.", [Segment(0.0, 2.0, "First one."), Segment(2.0, 4.5, "Second.")], None),
+        ),
         ChunkResult(Chunk(1, 60.25, 120.5), _result("No segments here.", [])),
     ]
     result = stitch(parts, "whisper-1")
     assert result.text == "First one. Second. No segments here. Third."
     assert [(s.start, s.end, s.text) for s in result.segments] == [
-        (0.0, 2.0, "First one."), (2.0, 4.5, "Second."), (60.25, 120.5, "No segments here."),
+        (0.0, 2.0, "First one."),
+        (2.0, 4.5, "Second."),
+        (60.25, 120.5, "No segments here."),
         (121.0, 123.5, "Third."),
     ]
     assert result.language == "en" and result.duration_s == 150.0
@@ -36,8 +39,11 @@ def test_stitch_clamps_segments_that_overrun_their_chunk() -> None:
     assert result.segments == [Segment(19.0, 20.0, "x")]
 
 
-SEGMENTS = [Segment(0.0, 1.5, "Hello <world> & co."), Segment(1.5, 3661.25, "Line\n\nbreaks --> here"),
-            Segment(4000.0, 4001.0, "   ")]
+SEGMENTS = [
+    Segment(0.0, 1.5, "Hello <world> & co."),
+    Segment(1.5, 3661.25, "Line\n\nbreaks --> here"),
+    Segment(4000.0, 4001.0, "   "),
+]
 
 
 def _parse(text: str, separator: str) -> list[tuple[float, float, str]]:
@@ -49,7 +55,7 @@ def _parse(text: str, separator: str) -> list[tuple[float, float, str]]:
         h1, m1, s1, f1, h2, m2, s2, f2 = (int(g) for g in match.groups())
         start = h1 * 3600 + m1 * 60 + s1 + f1 / 1000
         end = h2 * 3600 + m2 * 60 + s2 + f2 / 1000
-        cues.append((start, end, "\n".join(lines[lines.index(match.group(0)) + 1:])))
+        cues.append((start, end, "\n".join(lines[lines.index(match.group(0)) + 1 :])))
     return cues
 
 

@@ -3,46 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import BinaryIO
 
 from quart import request
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..audio import formats
-from ..audio.formats import AudioFormat
 from ..errors import APIError
-
-CHUNK = 256 * 1024
-
-
-@dataclass
-class AudioUpload:
-    stream: BinaryIO
-    size: int
-    filename: str
-    format: AudioFormat
-    duration_s: float | None  # known up front only for WAV
-
-    def chunks(self):  # type: ignore[no-untyped-def]
-        """Yield the file in CHUNK-sized pieces from the start (an async iterator for streaming uploads)."""
-
-        async def iterate():  # type: ignore[no-untyped-def]
-            self.stream.seek(0)
-            while True:
-                block = self.stream.read(CHUNK)
-                if not block:
-                    return
-                yield block
-
-        return iterate()
-
-    def close(self) -> None:
-        try:
-            self.stream.close()
-        except Exception:
-            pass
+from ..providers.results import AudioUpload
 
 
 async def receive_audio(field: str = "audio", max_bytes: int | None = None) -> tuple[AudioUpload, dict[str, str]]:
@@ -61,11 +29,18 @@ async def receive_audio(field: str = "audio", max_bytes: int | None = None) -> t
     if fmt is None:
         claimed = formats.claimed_format(storage.filename, storage.mimetype)
         if claimed is not None:
-            raise APIError(400, "undecodable_audio",
-                           f"The file does not contain valid {claimed.name} audio.", extra={"field": field})
-        raise APIError(415, "unsupported_media_type",
-                       f"Unsupported audio type; send one of: {', '.join(formats.SUPPORTED_NAMES)}.",
-                       extra={"field": field, "supported": list(formats.SUPPORTED_NAMES)})
+            raise APIError(
+                400,
+                "undecodable_audio",
+                f"The file does not contain valid {claimed.name} audio.",
+                extra={"field": field},
+            )
+        raise APIError(
+            415,
+            "unsupported_media_type",
+            f"Unsupported audio type; send one of: {', '.join(formats.SUPPORTED_NAMES)}.",
+            extra={"field": field, "supported": list(formats.SUPPORTED_NAMES)},
+        )
     duration = formats.wav_duration(stream) if fmt is formats.WAV else None
     if duration == 0:
         raise APIError(400, "empty_audio", "The WAV file holds no audio frames.", extra={"field": field})
@@ -83,8 +58,9 @@ async def multipart_file(field: str, max_bytes: int | None, kind: str) -> tuple[
         raise APIError(415, "unsupported_media_type", f"Send multipart/form-data with the file in field '{field}'.")
     storage: FileStorage | None = files.get(field)
     if storage is None:
-        raise APIError(400, "missing_file", f"Multipart field '{field}' with the {kind} file is required.",
-                       extra={"field": field})
+        raise APIError(
+            400, "missing_file", f"Multipart field '{field}' with the {kind} file is required.", extra={"field": field}
+        )
     return storage, {k: v for k, v in form.items()}
 
 

@@ -7,7 +7,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from ..errors import APIError
 from .uploads import multipart_file, too_large
@@ -22,7 +22,7 @@ class ReceivedMedia:
     filename: str
 
 
-def _copy(stream: BinaryIO, target: Path) -> int:
+def _copy(stream: IO[bytes], target: Path) -> int:
     """Stream the spooled upload into `target` block by block (never the whole file in memory)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     stream.seek(0)
@@ -33,8 +33,9 @@ def _copy(stream: BinaryIO, target: Path) -> int:
         return out.tell()
 
 
-async def receive_media(target: Path, field: str = "audio", max_bytes: int | None = None
-                        ) -> tuple[ReceivedMedia, dict[str, str]]:
+async def receive_media(
+    target: Path, field: str = "audio", max_bytes: int | None = None
+) -> tuple[ReceivedMedia, dict[str, str]]:
     """Move the multipart file in `field` to `target`; returns it and the form's other fields.
 
     The type is not checked here: callers probe the content with ffprobe. APIError 400/413/415.

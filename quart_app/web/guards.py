@@ -1,4 +1,7 @@
-"""Route guards: authenticate, rate-limit, and require roles. Handlers read `g.principal`."""
+"""Route guards: authenticate, rate-limit, and require roles, on HTTP requests and WebSocket upgrades.
+
+Handlers read `g.principal`. One Authenticator serves REST, Socket.IO handshakes and plain WebSockets.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +9,22 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from quart import g, request
+from quart import Response, g, jsonify, request, websocket
 
+from ..auth.counters import retry_after_header
+from ..auth.identity import Principal, credential_from_headers
 from ..errors import APIError
-from ..runtime import runtime
-from .counters import retry_after_header
-from .identity import Authenticator, Principal, credential_from_headers
+from .state import resources
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
-def authenticator() -> Authenticator:
-    rt = runtime()
-    assert rt.sessions is not None
-    return Authenticator(rt.settings, rt.database(), rt.verifier, rt.sessions)
-
-
 async def authenticate_request() -> Principal:
-    return await authenticator().authenticate(credential_from_headers(request.headers))
+    return await resources().authenticator.authenticate(credential_from_headers(request.headers))
 
 
 async def enforce_rate_limit(principal: Principal) -> None:
-    limiter = runtime().rate_limiter
-    if limiter is None:
-        return
-    decision = await limiter.check(principal.rate_subject)
+    decision = await resources().rate_limiter.check(principal.rate_subject)
     g.rate_limit = decision
     if not decision.allowed:
         raise APIError(
@@ -61,9 +55,43 @@ def require_auth(*, admin: bool = False, rate_limited: bool = True) -> Callable[
     return decorator
 
 
+def require_websocket_auth(*, admin: bool = False, rate_limited: bool = True) -> Callable[[F], F]:
+    """Authenticate a WebSocket upgrade from `Authorization: Bearer` or `x-api-key`, before accepting it.
+
+    A refused upgrade gets a real HTTP response (401/403/429/503 with the usual JSON body) instead of the
+    101: hypercorn sends it through the ASGI `websocket.http.response` extension, so clients see why.
+    """
+
+    def decorator(handler: F) -> F:
+        @wraps(handler)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                principal = await resources().authenticator.authenticate(credential_from_headers(websocket.headers))
+                if admin and not principal.is_admin:
+                    raise APIError(403, "forbidden", "This action needs the admin role.")
+                if rate_limited:
+                    await enforce_rate_limit(principal)
+            except APIError as exc:
+                return refusal(exc)
+            g.principal = principal
+            return await handler(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def refusal(exc: APIError) -> Response:
+    """An HTTP response refusing a WebSocket upgrade, with the same JSON body as a REST error."""
+    response = jsonify(exc.body())
+    response.status_code = exc.status
+    response.headers.update(exc.headers)
+    return response
+
+
 def current_principal() -> Principal:
     principal = getattr(g, "principal", None)
-    if principal is None:
+    if not isinstance(principal, Principal):
         raise APIError(401, "unauthorized", "Authentication required.")
     return principal
 
@@ -75,7 +103,7 @@ def client_address() -> str:
     the entries our own TRUSTED_PROXY_COUNT proxies appended (at the right end) are believed.
     """
     return forwarded_client(
-        request.headers.get("X-Forwarded-For", ""), request.remote_addr, runtime().settings.trusted_proxy_count
+        request.headers.get("X-Forwarded-For", ""), request.remote_addr, resources().settings.trusted_proxy_count
     )
 
 

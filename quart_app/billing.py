@@ -1,0 +1,150 @@
+"""Billing: store a provider's result and meter it once, in one transaction.
+
+Every paid call ends here: the REST routes, background jobs and (next) live streams hand over the
+result and its usage, and either both rows commit or neither does, so nothing is billed for a result
+the caller never got and no stored result goes unbilled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from databases import Database
+
+from .db import transcriptions, translations, usage
+from .db.database import write_transaction
+from .db.handle import DatabaseHandle
+from .providers.results import TranscriptResult, TranslationResult
+
+T = TypeVar("T")
+
+TRANSCRIBE_PRICE = {"deepgram": "deepgram_per_minute", "openai": "openai_transcribe_per_minute"}
+TRANSLATE_PRICE = {"openai": "openai_translate_per_1k_chars", "deepseek": "deepseek_translate_per_1k_chars"}
+
+
+def transcription_cost(prices: Mapping[str, float], provider: str, audio_seconds: float | None) -> float:
+    return (audio_seconds or 0.0) / 60.0 * prices[TRANSCRIBE_PRICE[provider]]
+
+
+def translation_cost(prices: Mapping[str, float], provider: str, characters: int) -> float:
+    return characters / 1000.0 * prices[TRANSLATE_PRICE[provider]]
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one successful call is billed as (one usage_logs row)."""
+
+    service: str
+    endpoint: str
+    request_id: str | None
+    duration_ms: int
+    cost_usd: float
+    audio_seconds: float | None = None
+    characters: int | None = None
+
+
+class Billing:
+    def __init__(self, database: DatabaseHandle, prices: Mapping[str, float]) -> None:
+        self.database = database
+        self.prices = prices
+
+    def transcription_charge(
+        self, provider: str, *, endpoint: str, request_id: str | None, duration_ms: int, audio_seconds: float | None
+    ) -> Charge:
+        return Charge(
+            service=f"transcription.{provider}",
+            endpoint=endpoint,
+            request_id=request_id,
+            duration_ms=duration_ms,
+            audio_seconds=audio_seconds,
+            cost_usd=transcription_cost(self.prices, provider, audio_seconds),
+        )
+
+    def translation_charge(
+        self, provider: str, *, endpoint: str, request_id: str | None, duration_ms: int, characters: int
+    ) -> Charge:
+        return Charge(
+            service=f"translation.{provider}",
+            endpoint=endpoint,
+            request_id=request_id,
+            duration_ms=duration_ms,
+            characters=characters,
+            cost_usd=translation_cost(self.prices, provider, characters),
+        )
+
+    async def commit(self, user_id: str, charge: Charge, write: Callable[[Database], Awaitable[T]]) -> T:
+        """Run `write` and record `charge` in one write transaction; returns what `write` returned."""
+        db = self.database.get()
+        async with write_transaction(db):
+            result = await write(db)
+            await usage.record(
+                db,
+                user_id=user_id,
+                service=charge.service,
+                endpoint=charge.endpoint,
+                request_id=charge.request_id,
+                duration_ms=charge.duration_ms,
+                audio_seconds=charge.audio_seconds,
+                characters=charge.characters,
+                cost_usd=charge.cost_usd,
+            )
+        return result
+
+    async def save_transcription(
+        self,
+        user_id: str,
+        provider: str,
+        result: TranscriptResult,
+        charge: Charge,
+        *,
+        source: str,
+        filename: str | None,
+        then: Callable[[Database, transcriptions.Transcription], Awaitable[None]] | None = None,
+    ) -> transcriptions.Transcription:
+        """Store the transcript and its charge (and `then`, e.g. finishing a job) in one transaction."""
+
+        async def write(db: Database) -> transcriptions.Transcription:
+            record = await transcriptions.create(
+                db,
+                user_id=user_id,
+                provider=provider,
+                transcript=result.text,
+                model=result.model,
+                language=result.language,
+                duration_s=result.duration_s,
+                segments=result.segments,
+                source=source,
+                filename=filename,
+            )
+            if then is not None:
+                await then(db, record)
+            return record
+
+        return await self.commit(user_id, charge, write)
+
+    async def save_translation(
+        self,
+        user_id: str,
+        provider: str,
+        result: TranslationResult,
+        charge: Charge,
+        *,
+        text: str,
+        source_language: str | None,
+        target_language: str,
+    ) -> translations.Translation:
+        async def write(db: Database) -> translations.Translation:
+            return await translations.create(
+                db,
+                user_id=user_id,
+                provider=provider,
+                model=result.model,
+                source_language=source_language,
+                target_language=target_language,
+                text=text,
+                translation=result.translation,
+            )
+
+        return await self.commit(user_id, charge, write)

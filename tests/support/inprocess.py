@@ -1,0 +1,41 @@
+"""Serving a Quart app (with the Socket.IO ASGI wrapper) from hypercorn inside the test's own loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import socketio
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from quart import Quart
+
+from tests.support.live_server import free_port
+
+
+@asynccontextmanager
+async def served(app: Quart) -> AsyncIterator[int]:
+    """`async with served(app) as port:` a real hypercorn on 127.0.0.1:port, lifespan included."""
+    config = Config()
+    port = free_port()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.graceful_timeout = 1
+    shutdown = asyncio.Event()
+    application = socketio.ASGIApp(app.extensions["socketio"], other_asgi_app=app)
+    task = asyncio.create_task(serve(application, config, shutdown_trigger=shutdown.wait))  # type: ignore[arg-type]
+    try:
+        for _ in range(200):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                break
+            except OSError:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.05)
+        assert await app.extensions["resources"].database.wait_ready(20), "database did not open"
+        yield port
+    finally:
+        shutdown.set()
+        await asyncio.wait_for(task, 30)
