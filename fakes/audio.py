@@ -19,8 +19,18 @@ import wave
 OPENAI_FORMATS = ["flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm"]
 
 LANGUAGE_NAMES = {
-    "en": "english", "es": "spanish", "fr": "french", "de": "german", "it": "italian", "pt": "portuguese",
-    "nl": "dutch", "ja": "japanese", "zh": "chinese", "ru": "russian", "ar": "arabic", "hi": "hindi",
+    "en": "english",
+    "es": "spanish",
+    "fr": "french",
+    "de": "german",
+    "it": "italian",
+    "pt": "portuguese",
+    "nl": "dutch",
+    "ja": "japanese",
+    "zh": "chinese",
+    "ru": "russian",
+    "ar": "arabic",
+    "hi": "hindi",
 }
 
 # Rough bytes per second when nothing better is known (128 kbit/s lossy, ~400 kbit/s FLAC).
@@ -78,7 +88,10 @@ def _ffprobe_duration(data: bytes) -> float | None:
     try:
         result = subprocess.run(
             ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", "-i", "pipe:0"],
-            input=data, capture_output=True, timeout=10, check=False,
+            input=data,
+            capture_output=True,
+            timeout=10,
+            check=False,
         )
         return float(result.stdout.strip() or b"nan") if result.returncode == 0 else None
     except (OSError, ValueError, subprocess.TimeoutExpired):

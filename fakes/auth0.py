@@ -39,8 +39,9 @@ def new_private_key(key_size: int = 2048) -> rsa.RSAPrivateKey:
 
 
 def private_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @dataclass
@@ -59,8 +60,12 @@ class SigningKey:
         numbers = self.private_key.public_key().public_numbers()
         der = self.certificate.public_bytes(serialization.Encoding.DER)
         return {
-            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid,
-            "n": _b64url_uint(numbers.n), "e": _b64url_uint(numbers.e),
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": self.kid,
+            "n": _b64url_uint(numbers.n),
+            "e": _b64url_uint(numbers.e),
             "x5c": [base64.b64encode(der).decode()],
             "x5t": base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode(),
         }
@@ -70,9 +75,14 @@ def _self_signed(key: rsa.RSAPrivateKey, domain: str) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
     now = dt.datetime.now(dt.UTC)
     return (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650)).sign(key, hashes.SHA256())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=3650))
+        .sign(key, hashes.SHA256())
     )
 
 
@@ -176,8 +186,11 @@ class FakeAuth0(FakeService):
         """
         now = int(time.time()) if iat is None else iat
         body: dict[str, Any] = {
-            "iss": issuer or self.issuer, "sub": sub, "aud": audience or self.audience,
-            "iat": now, "exp": now + expires_in,
+            "iss": issuer or self.issuer,
+            "sub": sub,
+            "aud": audience or self.audience,
+            "iat": now,
+            "exp": now + expires_in,
         }
         if nbf is not None:
             body["nbf"] = nbf
@@ -210,13 +223,19 @@ class FakeAuth0(FakeService):
 
     # ----- users and clients ------------------------------------------------------------------
 
-    def add_user(self, sub: str, email: str, *, password: str | None = None, name: str | None = None,
-                 **extra: Any) -> dict[str, Any]:
+    def add_user(
+        self, sub: str, email: str, *, password: str | None = None, name: str | None = None, **extra: Any
+    ) -> dict[str, Any]:
         """Register a profile for /userinfo (and the password grant when `password` is given)."""
         profile = {
-            "sub": sub, "email": email, "email_verified": True, "name": name or email,
-            "nickname": email.split("@")[0], "picture": f"https://s.gravatar.com/avatar/{hashlib.md5(email.encode()).hexdigest()}?s=480",
-            "updated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", **extra,
+            "sub": sub,
+            "email": email,
+            "email_verified": True,
+            "name": name or email,
+            "nickname": email.split("@")[0],
+            "picture": f"https://s.gravatar.com/avatar/{hashlib.md5(email.encode()).hexdigest()}?s=480",
+            "updated_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            **extra,
         }
         with self._state_lock:
             self.users[sub] = profile
@@ -235,8 +254,12 @@ class FakeAuth0(FakeService):
             return dict(known)
         nickname = re.sub(r"[^a-z0-9]+", "-", sub.split("|")[-1].lower()).strip("-") or "user"
         return {
-            "sub": sub, "email": f"{nickname}@example.com", "email_verified": True, "name": nickname,
-            "nickname": nickname, "picture": "https://s.gravatar.com/avatar/0?s=480",
+            "sub": sub,
+            "email": f"{nickname}@example.com",
+            "email_verified": True,
+            "name": nickname,
+            "nickname": nickname,
+            "picture": "https://s.gravatar.com/avatar/0?s=480",
             "updated_at": "2024-01-01T00:00:00.000Z",
         }
 
@@ -262,16 +285,18 @@ class FakeAuth0(FakeService):
 
     async def handle_discovery(self, request: web.Request) -> web.Response:
         origin = str(request.url.origin())
-        return web.json_response({
-            "issuer": self.issuer,
-            "authorization_endpoint": f"{origin}/authorize",
-            "token_endpoint": f"{origin}/oauth/token",
-            "userinfo_endpoint": f"{origin}/userinfo",
-            "jwks_uri": f"{origin}/.well-known/jwks.json",
-            "id_token_signing_alg_values_supported": ["HS256", "RS256"],
-            "response_types_supported": ["code", "token", "id_token"],
-            "subject_types_supported": ["public"],
-        })
+        return web.json_response(
+            {
+                "issuer": self.issuer,
+                "authorization_endpoint": f"{origin}/authorize",
+                "token_endpoint": f"{origin}/oauth/token",
+                "userinfo_endpoint": f"{origin}/userinfo",
+                "jwks_uri": f"{origin}/.well-known/jwks.json",
+                "id_token_signing_alg_values_supported": ["HS256", "RS256"],
+                "response_types_supported": ["code", "token", "id_token"],
+                "subject_types_supported": ["public"],
+            }
+        )
 
     async def handle_userinfo(self, request: web.Request) -> web.Response:
         match = _BEARER.match(request.headers.get("Authorization", ""))
@@ -286,8 +311,11 @@ class FakeAuth0(FakeService):
     def _unauthorized(self, description: str) -> web.Response:
         # Auth0 puts the OAuth error in WWW-Authenticate (RFC 6750); the body repeats it as JSON.
         challenge = f'Bearer realm="{self.domain}", error="invalid_token", error_description="{description}"'
-        return web.json_response({"error": "invalid_token", "error_description": description}, status=401,
-                                 headers={"WWW-Authenticate": challenge})
+        return web.json_response(
+            {"error": "invalid_token", "error_description": description},
+            status=401,
+            headers={"WWW-Authenticate": challenge},
+        )
 
     async def handle_token(self, request: web.Request) -> web.Response:
         if request.content_type == "application/json":
@@ -308,8 +336,11 @@ class FakeAuth0(FakeService):
         if grant == "client_credentials":
             if secret is None or form.get("client_secret") != secret:
                 return self._denied(403, "access_denied", "Unauthorized")
-            token = self.mint({"azp": client_id, "gty": "client-credentials", "scope": form.get("scope")},
-                              sub=f"{client_id}@clients", audience=audience)
+            token = self.mint(
+                {"azp": client_id, "gty": "client-credentials", "scope": form.get("scope")},
+                sub=f"{client_id}@clients",
+                audience=audience,
+            )
             return self._token_response(token, form.get("scope"))
         if grant in ("password", "http://auth0.com/oauth/grant-type/password-realm"):
             if secret is None:

@@ -90,8 +90,9 @@ class FakeDeepgram(FakeService):
     def error_response(self, status: int, message: str | None = None, headers: dict[str, str] | None = None):
         return self.error(status, message, headers=headers)
 
-    def error(self, status: int, message: str | None = None, *, code: str | None = None,
-              headers: dict[str, str] | None = None) -> web.Response:
+    def error(
+        self, status: int, message: str | None = None, *, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> web.Response:
         default_code, default_message = DEEPGRAM_ERRORS.get(status, ("UNKNOWN", "Unknown error."))
         request_id = str(uuid.uuid4())
         body = {"err_code": code or default_code, "err_msg": message or default_message, "request_id": request_id}
@@ -109,8 +110,10 @@ class FakeDeepgram(FakeService):
         query = request.query
         model = query.get("model", DEFAULT_MODEL)
         if model not in MODELS:
-            return self.error(400, "No such model/language/tier combination found. "
-                                   "Use the /v1/models endpoint to see available models.")
+            return self.error(
+                400,
+                "No such model/language/tier combination found. Use the /v1/models endpoint to see available models.",
+            )
         if request.content_type == "application/json":
             try:
                 payload = json.loads(body)
@@ -121,8 +124,11 @@ class FakeDeepgram(FakeService):
             with self._lock_urls:
                 fetched = self._urls.get(url)
             if fetched is None:
-                return self.error(400, "Could not determine if URL for media download is publicly routable.",
-                                  code="REMOTE_CONTENT_ERROR")
+                return self.error(
+                    400,
+                    "Could not determine if URL for media download is publicly routable.",
+                    code="REMOTE_CONTENT_ERROR",
+                )
             body = fetched
         try:
             duration, channels = await self._measure(body, query)
@@ -131,8 +137,10 @@ class FakeDeepgram(FakeService):
         result = self._result(body, duration, channels, model, query)
         if "callback" in query:
             self._schedule_callback(query["callback"], query.get("callback_method", "POST"), result)
-            return web.json_response({"request_id": result["metadata"]["request_id"]},
-                                     headers={"dg-request-id": result["metadata"]["request_id"]})
+            return web.json_response(
+                {"request_id": result["metadata"]["request_id"]},
+                headers={"dg-request-id": result["metadata"]["request_id"]},
+            )
         return web.json_response(result, headers={"dg-request-id": result["metadata"]["request_id"]})
 
     async def _measure(self, body: bytes, query: Any) -> tuple[float, int]:
@@ -168,10 +176,18 @@ class FakeDeepgram(FakeService):
         name, version, arch = MODELS[model]
         results: dict[str, Any] = {"channels": [channel] * (channels if _flag(query, "multichannel") else 1)}
         if _flag(query, "utterances") and words:
-            results["utterances"] = [{
-                "start": words[0]["start"], "end": words[-1]["end"], "confidence": 0.99, "channel": 0,
-                "transcript": transcript, "words": words, "speaker": 0, "id": str(uuid.uuid4()),
-            }]
+            results["utterances"] = [
+                {
+                    "start": words[0]["start"],
+                    "end": words[-1]["end"],
+                    "confidence": 0.99,
+                    "channel": 0,
+                    "transcript": transcript,
+                    "words": words,
+                    "speaker": 0,
+                    "id": str(uuid.uuid4()),
+                }
+            ]
         metadata: dict[str, Any] = {
             "transaction_key": "deprecated",
             "request_id": str(uuid.uuid4()),
@@ -196,9 +212,16 @@ class FakeDeepgram(FakeService):
     async def _deliver(self, url: str, method: str, result: dict[str, Any]) -> None:
         status: int | None = None
         try:
-            async with aiohttp.ClientSession() as session, session.request(
-                method, url, json=result, headers={"dg-token": self.api_key}, timeout=aiohttp.ClientTimeout(total=10)
-            ) as response:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.request(
+                    method,
+                    url,
+                    json=result,
+                    headers={"dg-token": self.api_key},
+                    timeout=aiohttp.ClientTimeout(total=10),
+                ) as response,
+            ):
                 status = response.status
         except (aiohttp.ClientError, TimeoutError):
             status = None

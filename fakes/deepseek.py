@@ -39,8 +39,10 @@ class FakeDeepSeek(OpenAICompatibleFake):
     def routes(self) -> list[web.AbstractRouteDef]:
         routes = []
         for prefix in ("", "/v1"):
-            routes += [web.post(f"{prefix}/chat/completions", self.chat_completions),
-                       web.get(f"{prefix}/models", self.list_models)]
+            routes += [
+                web.post(f"{prefix}/chat/completions", self.chat_completions),
+                web.get(f"{prefix}/models", self.list_models),
+            ]
         return routes
 
     def headers(self) -> dict[str, str]:

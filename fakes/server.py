@@ -21,7 +21,10 @@ SHUTDOWN_TIMEOUT = 0.5
 async def start_fake(fake: FakeService, host: str = "127.0.0.1", port: int = 0) -> web.AppRunner:
     """Serve `fake` and set `fake.base_url` (no trailing slash); the caller must `await runner.cleanup()`."""
     runner = web.AppRunner(
-        fake.make_app(), handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT, handler_cancellation=True,
+        fake.make_app(),
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        handler_cancellation=True,
         access_log=None,
     )
     await runner.setup()

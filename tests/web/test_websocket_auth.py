@@ -23,8 +23,9 @@ from tests.support.users import make_user
 
 
 def _app(env: dict[str, str], tmp_path: Path) -> Quart:
-    app = create_app(Settings.from_env({"APP_ENV": "test", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ws.db",
-                                        **env}))
+    app = create_app(
+        Settings.from_env({"APP_ENV": "test", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/ws.db", **env})
+    )
 
     @app.websocket("/probe/ws")
     @require_websocket_auth()
