@@ -1,4 +1,4 @@
-"""FakeDeepgram: prerecorded `POST /v1/listen` as Deepgram serves it.
+"""FakeDeepgram: prerecorded `POST /v1/listen` as Deepgram serves it; live `GET /v1/listen` is in deepgram_live.py.
 
 Point deepgram-sdk 7 at it with
 `AsyncDeepgramClient(api_key=fake.api_key, environment=fakes.deepgram.environment(fake.base_url))`.
@@ -19,6 +19,7 @@ from aiohttp import web
 
 from fakes import audio
 from fakes.base import FakeService
+from fakes.deepgram_live import DEFAULT_IDLE_TIMEOUT_S, DeepgramLiveMixin
 
 MODELS = {
     "nova-3": ("general-nova-3", "2025-04-17.21547", "nova-3"),
@@ -59,17 +60,19 @@ def _flag(query: Any, name: str) -> bool:
     return str(query.get(name, "false")).lower() == "true"
 
 
-class FakeDeepgram(FakeService):
+class FakeDeepgram(DeepgramLiveMixin, FakeService):
     """State of a fake Deepgram project.
 
     `register_transcript(audio, text)` fixes a transcript; `register_url(url, audio)` makes a URL fetchable;
     `callbacks` lists results POSTed to `callback=` URLs as (url, status, body).
+    Live streaming (`register_live_words`, `live_connections`, `live_fail_next`, ...): see fakes/deepgram_live.py.
     """
 
     name = "deepgram"
 
-    def __init__(self, api_key: str = "fake-deepgram-key") -> None:
+    def __init__(self, api_key: str = "fake-deepgram-key", *, idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S) -> None:
         super().__init__()
+        self._init_live(idle_timeout_s)
         self.api_key = api_key
         self.transcripts = audio.TranscriptRegistry()
         self._urls: dict[str, bytes] = {}
@@ -85,7 +88,7 @@ class FakeDeepgram(FakeService):
             self._urls[url] = data
 
     def routes(self) -> list[web.AbstractRouteDef]:
-        return [web.post("/v1/listen", self.listen)]
+        return [web.post("/v1/listen", self.listen), web.get("/v1/listen", self.live_listen, allow_head=False)]
 
     def error_response(self, status: int, message: str | None = None, headers: dict[str, str] | None = None):
         return self.error(status, message, headers=headers)
