@@ -22,6 +22,8 @@ from .sockets.system import SystemSocket
 from .transcribe.jobs import JobRunner
 from .version import VERSION
 from .web.errors import register_error_handlers
+from .web.guards import authenticate_before_body
+from .web.headers import apply_security_headers
 from .web.limits import LimitedASGIHTTPConnection, LimitedRequest
 from .web.state import DRAINER, FEATURES, RESOURCES
 
@@ -32,6 +34,9 @@ def _jobs(resources: Resources) -> JobRunner:
     return JobRunner(resources.settings, resources.database, resources.providers, resources.billing)
 
 
+# The routes that accept a large body (multipart uploads); any other body is limited to MAX_JSON_KB.
+UPLOAD_PATHS = frozenset({"/transcriptions/deepgram", "/transcriptions/whisper", "/transcriptions/jobs"})
+
 # The features, started in this order and drained and stopped in reverse. A new feature adds its factory here.
 FEATURES_ENABLED: tuple[FeatureFactory, ...] = (SystemSocket, _jobs)
 
@@ -41,7 +46,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     configure_logging(settings)
     app = Quart(__name__)
-    app.request_class = LimitedRequest
+    # Only the upload routes take large bodies; every other body (JSON, Twilio forms) is capped small.
+    app.request_class = LimitedRequest.for_app(UPLOAD_PATHS, settings.max_json_kb * 1024, settings.max_upload_bytes)
     app.asgi_http_class = LimitedASGIHTTPConnection  # body backpressure
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.config["JSON_SORT_KEYS"] = False
@@ -80,10 +86,12 @@ def create_app(settings: Settings | None = None) -> Quart:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
 
+    app.before_request(authenticate_before_body)  # after the request id: refusals carry it
+
     @app.after_request
     async def add_request_id(response: Response) -> Response:
         response.headers["X-Request-ID"] = getattr(g, "request_id", "")
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        apply_security_headers(response, production=settings.app_env == "production")
         return response
 
     QuartSchema(

@@ -7,6 +7,8 @@ the caller never got and no stored result goes unbilled.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -14,11 +16,17 @@ from typing import TypeVar
 from databases import Database
 
 from .db import transcriptions, translations, usage
-from .db.database import write_transaction
+from .db.database import is_transient, write_transaction
 from .db.handle import DatabaseHandle
 from .providers.results import TranscriptResult, TranslationResult
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+# A provider's result is already paid for when it reaches here: transient storage errors are retried
+# for about half a minute (on top of SQLite's own busy wait) before the request fails.
+RETRY_DELAYS_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
 
 TRANSCRIBE_PRICE = {"deepgram": "deepgram_per_minute", "openai": "openai_transcribe_per_minute"}
 TRANSLATE_PRICE = {"openai": "openai_translate_per_1k_chars", "deepseek": "deepseek_translate_per_1k_chars"}
@@ -75,22 +83,40 @@ class Billing:
         )
 
     async def commit(self, user_id: str, charge: Charge, write: Callable[[Database], Awaitable[T]]) -> T:
-        """Run `write` and record `charge` in one write transaction; returns what `write` returned."""
-        db = self.database.get()
-        async with write_transaction(db):
-            result = await write(db)
-            await usage.record(
-                db,
-                user_id=user_id,
-                service=charge.service,
-                endpoint=charge.endpoint,
-                request_id=charge.request_id,
-                duration_ms=charge.duration_ms,
-                audio_seconds=charge.audio_seconds,
-                characters=charge.characters,
-                cost_usd=charge.cost_usd,
-            )
-        return result
+        """Run `write` and record `charge` in one write transaction; returns what `write` returned.
+
+        The transaction is retried whole on transient storage errors (a locked SQLite file, a dropped
+        Postgres connection), so a paid result is not thrown away by a busy minute.
+        """
+        for attempt, delay in enumerate((*RETRY_DELAYS_S, None), start=1):
+            db = self.database.get()
+            try:
+                async with write_transaction(db):
+                    result = await write(db)
+                    await usage.record(
+                        db,
+                        user_id=user_id,
+                        service=charge.service,
+                        endpoint=charge.endpoint,
+                        request_id=charge.request_id,
+                        duration_ms=charge.duration_ms,
+                        audio_seconds=charge.audio_seconds,
+                        characters=charge.characters,
+                        cost_usd=charge.cost_usd,
+                    )
+                return result
+            except Exception as exc:
+                if delay is None or not is_transient(exc):
+                    raise
+                log.warning(
+                    "storing %s failed (attempt %d: %s); retrying in %.1fs",
+                    charge.service,
+                    attempt,
+                    type(exc).__name__,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def save_transcription(
         self,

@@ -171,6 +171,8 @@ class Settings(BaseSettings):
     public_base_url: HttpUrl | None = None
     app_route_prefix: Annotated[str, AfterValidator(_route_prefix)] = ""
     max_upload_mb: Annotated[int, Field(ge=1, le=2048)] = 100
+    # Every body that is not an upload (JSON, Twilio webhook forms) is refused past this many KiB.
+    max_json_kb: Annotated[int, Field(ge=16, le=16 * 1024)] = 256
     upload_timeout_s: Annotated[int, Field(ge=5, le=7200)] = 600
     max_media_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 180
     jobs_dir: str = "./data/jobs"

@@ -116,7 +116,12 @@ class StoredTranscriptionOut(BaseModel):
 class PageQuery(BaseModel):
     limit: int = Field(default=20, ge=1, le=100)
     offset: int = Field(default=0, ge=0, le=1_000_000)
-    q: str | None = Field(default=None, max_length=200, description="full-text search (transcriptions only)")
+    q: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="full-text search (transcriptions only); no control characters",
+    )
 
 
 class TranscriptionPage(BaseModel):

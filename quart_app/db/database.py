@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sqlite3
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from databases import Database
 
 from ..settings import redact_url
+
+# Every SQLite connection waits this long for another connection's write lock (sqlite3's busy timeout),
+# longer than any write of ours takes, so a busy minute queues writes instead of failing them.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+
+# One writer per process and SQLite database: write transactions queue on this lock in the event loop
+# instead of each holding a connection (and a thread) while SQLite's busy handler sleeps and retries.
+_sqlite_writers: weakref.WeakKeyDictionary[Database, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 class DatabaseUnavailable(Exception):
@@ -23,7 +34,8 @@ def open_database(url: str, pool_size: int = 10) -> Database:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path.split("?", 1)[0]).parent.mkdir(parents=True, exist_ok=True)
-        return Database(url)
+        # databases opens an aiosqlite connection per task; `timeout` is each one's busy timeout.
+        return Database(url, timeout=SQLITE_BUSY_TIMEOUT_S)
     return Database(url, min_size=1, max_size=pool_size, command_timeout=30)
 
 
@@ -31,9 +43,8 @@ async def connect(db: Database) -> None:
     try:
         await db.connect()
         if dialect(db) == "sqlite":
-            # WAL lets the dashboard read while a transcription is written; busy_timeout rides out short locks.
+            # WAL (kept in the file) lets readers go on while a transcription is written.
             await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA busy_timeout=5000")
         await db.fetch_val("SELECT 1")
     except Exception as exc:
         try:
@@ -58,13 +69,14 @@ async def write_transaction(db: Database) -> AsyncIterator[None]:
 
     A deferred BEGIN reads a WAL snapshot first; if another connection commits before this one writes,
     SQLite answers SQLITE_BUSY_SNAPSHOT ("database is locked") at once, without the busy timeout.
-    Taking the lock at BEGIN waits politely instead. PostgreSQL needs nothing special.
+    Taking the lock at BEGIN waits politely instead, and within this process write transactions take
+    turns on one asyncio lock first. PostgreSQL needs nothing special.
     """
     if dialect(db) != "sqlite":
         async with db.transaction():
             yield
         return
-    async with db.connection() as connection:
+    async with _sqlite_writer(db), db.connection() as connection:
         await connection.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -72,6 +84,32 @@ async def write_transaction(db: Database) -> AsyncIterator[None]:
             await connection.execute("ROLLBACK")
             raise
         await connection.execute("COMMIT")
+
+
+def _sqlite_writer(db: Database) -> asyncio.Lock:
+    lock = _sqlite_writers.get(db)
+    if lock is None:
+        lock = _sqlite_writers[db] = asyncio.Lock()
+    return lock
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A storage error worth retrying: SQLite busy/locked, a dropped or refused database connection."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return True
+    name = type(exc).__name__
+    # asyncpg's connection-level failures, by name so this leaf stays free of driver imports.
+    return name in {
+        "ConnectionDoesNotExistError",
+        "InterfaceError",
+        "CannotConnectNowError",
+        "TooManyConnectionsError",
+        "PostgresConnectionError",
+        "ConnectionFailureError",
+    }
 
 
 def new_id(prefix: str) -> str:

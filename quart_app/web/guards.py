@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from quart import Response, g, jsonify, request, websocket
+from quart import Response, current_app, g, jsonify, request, websocket
 
 from ..auth.counters import retry_after_header
 from ..auth.identity import Principal, credential_from_headers
@@ -39,20 +39,45 @@ async def enforce_rate_limit(principal: Principal) -> None:
 def require_auth(*, admin: bool = False, rate_limited: bool = True) -> Callable[[F], F]:
     """Authenticate the caller (API key, Auth0 token or PIN session); optionally require admin and meter."""
 
+    async def check() -> None:
+        principal = await authenticate_request()
+        if admin and not principal.is_admin:
+            raise APIError(403, "forbidden", "This action needs the admin role.")
+        if rate_limited:
+            await enforce_rate_limit(principal)
+        g.principal = principal
+
     def decorator(handler: F) -> F:
         @wraps(handler)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            principal = await authenticate_request()
-            if admin and not principal.is_admin:
-                raise APIError(403, "forbidden", "This action needs the admin role.")
-            if rate_limited:
-                await enforce_rate_limit(principal)
-            g.principal = principal
+            if not getattr(g, "authenticated_early", False):
+                await check()
             return await handler(*args, **kwargs)
 
+        setattr(wrapper, AUTH_CHECK, check)
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+AUTH_CHECK = "__voice_backend_auth_check__"
+
+
+async def authenticate_before_body() -> None:
+    """A before_request hook: run the route's `require_auth` check before anything reads the body.
+
+    quart-schema's `validate_request` wraps the handler from outside and parses the JSON body before the
+    handler (and so `require_auth`) runs; this hook finds the check on the wrapped chain and runs it
+    first, so an unauthenticated caller never gets a body buffered or parsed.
+    """
+    view = current_app.view_functions.get(request.endpoint or "")
+    while view is not None:
+        check = getattr(view, AUTH_CHECK, None)
+        if check is not None:
+            await check()
+            g.authenticated_early = True
+            return
+        view = getattr(view, "__wrapped__", None)
 
 
 def require_websocket_auth(*, admin: bool = False, rate_limited: bool = True) -> Callable[[F], F]:

@@ -85,14 +85,41 @@ class LimitedASGIHTTPConnection(ASGIHTTPConnection):
 
 
 class LimitedRequest(Request):
+    """Bodies up to `max_body_bytes`, except POSTs to `upload_paths`, which may carry `max_upload_bytes`.
+
+    The limit is fixed when the request is created, before the first body byte arrives: a small JSON
+    route never buffers a large body, whoever sends it. `for_app` makes the per-app subclass.
+    """
+
     body_class = CountingBody
+    upload_paths: frozenset[str] = frozenset()
+    max_body_bytes: int | None = None
+    max_upload_bytes: int | None = None
+
+    @classmethod
+    def for_app(cls, upload_paths: frozenset[str], max_body_bytes: int, max_upload_bytes: int) -> type[Request]:
+        attributes = {
+            "upload_paths": upload_paths,
+            "max_body_bytes": max_body_bytes,
+            "max_upload_bytes": max_upload_bytes,
+        }
+        return type("AppRequest", (cls,), attributes)
+
+    def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
+        if self.max_body_bytes is not None:
+            upload = method == "POST" and path.rstrip("/") in self.upload_paths
+            kwargs["max_content_length"] = self.max_upload_bytes if upload else self.max_body_bytes
+        super().__init__(method, scheme, path, *args, **kwargs)
 
     async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
-        """Quart decodes the body as UTF-8 before parsing and lets UnicodeDecodeError escape as a 500;
-        a body that is not UTF-8 is malformed JSON like any other (400, or None when `silent`)."""
+        """Malformed JSON of any kind is a 400 (or None when `silent`), never a 500.
+
+        Quart turns only ValueError into a 400: a body that is not UTF-8 raises UnicodeDecodeError first,
+        and a deeply nested array or object makes Python's parser raise RecursionError.
+        """
         try:
             return await super().get_json(force=force, silent=silent, cache=cache)
-        except UnicodeDecodeError as error:
+        except (UnicodeDecodeError, RecursionError) as error:
             if silent:
                 return None
-            return self.on_json_loading_failed(error)
+            return self.on_json_loading_failed(error if isinstance(error, ValueError) else ValueError(str(error)))

@@ -64,7 +64,7 @@ def test_100mb_upload_raises_peak_rss_by_less_than_25mb(live_server_factory, tmp
 def test_large_json_body_is_read_whole_without_deadlock(live_server_factory, tmp_path: Path, deepgram) -> None:
     """Backpressure pauses the receiver only for streaming readers; awaiting the whole body (JSON) must
     still get every byte, or this 3 MB request would hang until the client's timeout."""
-    server, headers = _start(live_server_factory, tmp_path, deepgram)
+    server, headers = _start(live_server_factory, tmp_path, deepgram, MAX_JSON_KB="8192")
     body = json.dumps({"text": "a" * (3 * harness.MB), "target_language": "es"})
     response = httpx.post(
         server.url + "/translations/openai",
