@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Quart:
             "apiKey": {"type": "apiKey", "in_": "header", "name": "x-api-key"},
         },
         security=[{"bearer": []}, {"apiKey": []}],
+        swagger_ui_path=None,  # pages/docs.py serves /docs without a CDN
         redoc_ui_path=None,
         scalar_ui_path=None,
         openapi_provider_class=ValidOpenAPIProvider,  # no operation without a response object
@@ -114,9 +115,10 @@ def create_app(settings: Settings | None = None) -> Quart:
 
 def _register_blueprints(app: Quart, settings: Settings) -> None:
     from .api import calls, health, identity, jobs, keys, transcriptions, translations, usage
+    from .pages import docs
     from .telephony import webhooks
 
-    for module in (health, identity, keys, transcriptions, jobs, translations, usage, calls):
+    for module in (health, identity, keys, transcriptions, jobs, translations, usage, calls, docs):
         app.register_blueprint(module.blueprint)
     # Twilio and voice-assistant routes also answer under APP_ROUTE_PREFIX so old webhook URLs keep working.
     for module in (webhooks,):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ PROVIDER_SECRETS = (
     "CORS_ORIGINS",
 )
 # The only variables allowed a literal value in the file; everything else is generated, linked or prompted.
-LITERAL_OK = {"PYTHON_VERSION": "3.11.7", "APP_ENV": "production", "LOG_FORMAT": "json", "TRUSTED_PROXY_COUNT": "1"}
+LITERAL_OK = {"APP_ENV": "production", "LOG_FORMAT": "json", "TRUSTED_PROXY_COUNT": "1"}
 # Shapes of real credentials that must never appear in the file.
 CREDENTIAL_PATTERNS = (
     r"sk-[A-Za-z0-9_-]{16,}",  # OpenAI / DeepSeek
@@ -141,13 +142,19 @@ def test_duplicate_keys_are_rejected() -> None:
 
 def test_web_service_commands(blueprint: dict[str, Any]) -> None:
     web = web_service(blueprint)
-    assert web["runtime"] == "python"
-    assert "pip install --require-hashes --no-deps -r requirements.lock" in web["buildCommand"]
+    # Docker: the image carries ffmpeg, which Render's native Python runtime cannot install.
+    assert web["runtime"] == "docker"
+    assert web["dockerfilePath"] == "./Dockerfile" and (ROOT / "Dockerfile").is_file()
+    assert "buildCommand" not in web and "startCommand" not in web  # not used by docker services
     assert web["preDeployCommand"] == "python scripts/init_db.py --safe"
-    assert web["startCommand"].split() == [
-        "hypercorn", "--config", "hypercorn.toml", "--bind", "0.0.0.0:$PORT", "asgi:application",
+    assert shlex.split(web["dockerCommand"]) == [
+        "sh", "-c", "exec hypercorn --config hypercorn.toml --bind 0.0.0.0:$PORT asgi:application",
     ]  # fmt: skip
     assert web["healthCheckPath"] == "/health"
+    # The drain (DRAIN_TIMEOUT_S) plus hypercorn's graceful_timeout must fit in the shutdown delay.
+    drain = Settings.from_env({}).drain_timeout_s
+    graceful = float(re.search(r"^graceful_timeout\s*=\s*(\d+)", (ROOT / "hypercorn.toml").read_text(), re.M)[1])
+    assert web["maxShutdownDelaySeconds"] >= drain + graceful
     # preDeployCommand does not run on Render's free instance type.
     assert web.get("plan") not in (None, "free")
 
@@ -164,13 +171,9 @@ def test_commands_point_at_files_that_exist() -> None:
 # --------------------------------------------------------------------------------------- environment
 
 
-def test_python_version_is_pinned(blueprint: dict[str, Any]) -> None:
-    version = env_vars(blueprint)["PYTHON_VERSION"]["value"]
-    assert isinstance(version, str) and re.fullmatch(r"3\.11\.\d+", version), version
-    assert version == "3.11.7"
-    pinned_file = ROOT / ".python-version"
-    if pinned_file.exists():
-        assert pinned_file.read_text().strip() == version
+def test_python_version_comes_from_the_image(blueprint: dict[str, Any]) -> None:
+    assert "PYTHON_VERSION" not in env_vars(blueprint)  # read by the native runtime only
+    assert re.search(r"^FROM python:3\.11-slim", (ROOT / "Dockerfile").read_text(), re.M)
 
 
 def test_plain_settings(blueprint: dict[str, Any]) -> None:
@@ -224,8 +227,6 @@ def test_every_variable_is_one_the_service_reads(blueprint: dict[str, Any]) -> N
     # Catches a misspelt key, which Render would happily set and the service would silently ignore.
     read = {name.upper() for name in Settings.model_fields}
     for key in env_vars(blueprint):
-        if key == "PYTHON_VERSION":  # read by Render's build, not by the service
-            continue
         assert key in read, f"{key} is not read by quart_app/settings.py"
 
 

@@ -76,7 +76,8 @@ async def health() -> ResponseReturnValue:
 async def _check_database(rs: Resources) -> dict[str, Any]:
     backend = rs.database.backend
     if not rs.database.ready.is_set():
-        return {"status": "error", "backend": backend, "error": "not connected yet (retrying)"}
+        reason = rs.database.last_error or "not connected yet"
+        return {"status": "error", "backend": backend, "error": f"{reason[:200]} (retrying)"}
     started = time.perf_counter()
     try:
         await asyncio.wait_for(rs.database.database.fetch_val("SELECT 1"), CHECK_TIMEOUT_S)

@@ -29,6 +29,7 @@ class DatabaseHandle:
         self.url = url
         self.database = open_database(url, pool_size)
         self.ready = asyncio.Event()
+        self.last_error: str | None = None  # why the database is not open yet, for /health
         self._opener: asyncio.Task[None] | None = None
 
     @property
@@ -52,19 +53,31 @@ class DatabaseHandle:
         self._opener = asyncio.get_running_loop().create_task(self._open(), name="open-database")
 
     async def _open(self) -> None:
-        first = True
+        """Connect, then migrate; retry both until they succeed. Every failure is logged, never lost."""
+        reported: str | None = None
         while True:
             try:
-                await connect(self.database)
+                if not self.database.is_connected:
+                    await connect(self.database)
+                applied = await migrations.upgrade(self.database)
                 break
-            except DatabaseUnavailable as exc:
-                if first:
-                    log.error("%s; retrying every %.0fs", exc, RETRY_SECONDS)
-                    first = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                text = str(exc) if isinstance(exc, DatabaseUnavailable) else f"{type(exc).__name__}: {exc}"
+                self.last_error = text
+                if text != reported:  # each distinct problem once, not every retry
+                    if isinstance(exc, DatabaseUnavailable):
+                        log.error("%s; retrying every %.0fs", text, RETRY_SECONDS)
+                    else:
+                        log.exception(
+                            "opening database %s failed; retrying every %.0fs", redact_url(self.url), RETRY_SECONDS
+                        )
+                    reported = text
                 await asyncio.sleep(RETRY_SECONDS)
-        applied = await migrations.upgrade(self.database)
         if applied:
             log.info("database %s migrated: %s", redact_url(self.url), [m.version for m in applied])
+        self.last_error = None
         self.ready.set()
         log.info("database ready (%s)", self.backend)
 

@@ -11,13 +11,14 @@ from openapi_spec_validator import validate
 _VARIABLE = re.compile(r"<(?:[^<>]*:)?(\w+)>")
 _NOT_REST = {"static", "openapi", "swagger_ui"}  # the document and its viewer, and static files
 _HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
+_PAGES = {"docs"}  # HTML pages (quart_app/pages/) and their assets
 
 
 def app_operations(app) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
     """(OpenAPI path, method) for every REST rule in the app's URL map."""
     found = set()
     for rule in app.url_map.iter_rules():
-        if rule.websocket or rule.endpoint in _NOT_REST:
+        if rule.websocket or rule.endpoint in _NOT_REST or rule.endpoint.split(".")[0] in _PAGES:
             continue
         path = _VARIABLE.sub(r"{\1}", rule.rule)
         found.update((path, m.lower()) for m in rule.methods or () if m.lower() in _HTTP_METHODS)
