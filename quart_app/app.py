@@ -61,8 +61,8 @@ def create_app(settings: Settings | None = None) -> Quart:
             app,
             allow_origin="*" if wildcard else list(settings.cors_origins),
             allow_credentials=not wildcard,
-            allow_headers=["Authorization", "Content-Type", "x-api-key", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            allow_headers=["Authorization", "Content-Type", "x-api-key", "X-Request-ID", "Idempotency-Key"],
+            expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replay", "Location"],
         )
 
     sio = build_socketio(settings)

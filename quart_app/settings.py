@@ -177,6 +177,12 @@ class Settings(BaseSettings):
     max_media_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 180
     jobs_dir: str = "./data/jobs"
     transcribe_concurrency: Annotated[int, Field(ge=1, le=32)] = 4
+    # Queued+running jobs per user, and the bytes of their uploads waiting on disk (429/413 beyond).
+    max_jobs_per_user: Annotated[int, Field(ge=1, le=1000)] = 5
+    max_job_bytes_per_user: Annotated[int, Field(ge=1024 * 1024, le=1024**4)] = 2 * 1024**3
+    # Deadlines of media tools: each ffprobe run; each ffmpeg run at least this, more for long media.
+    ffprobe_timeout_s: Annotated[float, Field(ge=0.1, le=600)] = 20.0
+    ffmpeg_min_timeout_s: Annotated[float, Field(ge=0.1, le=3600)] = 60.0
 
     # How long a SIGTERM drain may take before features are cut: jobs requeue, streams finalise, calls move.
     drain_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 20.0

@@ -5,22 +5,36 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from typing import Any
+from typing import Any, Literal
 
-from quart import Blueprint
+from databases import Database
+from pydantic import BaseModel, Field
+from quart import Blueprint, request
+from quart_schema import document_headers, document_querystring
 
 from ..db import jobs as job_store
 from ..errors import APIError
 from ..media.probe import check_media, probe
-from ..transcribe.jobs import JobRunner
+from ..transcribe import idempotency
+from ..transcribe.jobs import ENDPOINT, JobRunner
 from ..web.guards import current_principal, require_auth
-from ..web.intake import receive_media
+from ..web.intake import receive_pending, store
 from ..web.state import feature, resources
+from ..web.uploads import idempotency_key
+from .transcriptions import IdempotencyHeaders, replay_response
 
 blueprint = Blueprint("transcription_jobs", __name__)
 
 PROVIDERS = ("deepgram", "openai")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z]{2,4})?$")
+
+
+class JobQuery(BaseModel):
+    provider: Literal["deepgram", "openai"] | None = Field(
+        default=None,
+        description="The provider, as in the form field; given here, an unconfigured provider or a full quota "
+        "is refused before the upload is read.",
+    )
 
 
 def _runner() -> JobRunner:
@@ -30,14 +44,26 @@ def _runner() -> JobRunner:
     return runner
 
 
-def _form_choice(fields: dict[str, str]) -> tuple[str, str | None]:
-    provider = (fields.get("provider") or "").strip().lower()
+def _provider(value: str | None) -> str:
+    provider = (value or "").strip().lower()
     if provider not in PROVIDERS:
         raise APIError(
             400,
             "validation_error",
             f"provider must be one of: {', '.join(PROVIDERS)}.",
             extra={"fields": {"provider": "unknown or missing provider"}},
+        )
+    return provider
+
+
+def _form_choice(fields: dict[str, str], from_query: str | None) -> tuple[str, str | None]:
+    provider = _provider(fields.get("provider") or from_query)
+    if from_query is not None and fields.get("provider") and provider != from_query:
+        raise APIError(
+            400,
+            "validation_error",
+            "provider differs between the query string and the form.",
+            extra={"fields": {"provider": "query and form disagree"}},
         )
     language = (fields.get("language") or "").strip() or None
     if language is not None and not _LANGUAGE.match(language):
@@ -51,32 +77,70 @@ def _form_choice(fields: dict[str, str]) -> tuple[str, str | None]:
 
 
 @blueprint.post("/transcriptions/jobs")
+@document_querystring(JobQuery)
+@document_headers(IdempotencyHeaders)
 @require_auth()
 async def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Accept an audio or video file (multipart `audio`, `provider`, optional `language`) as a job: 202."""
+    """Accept an audio or video file (multipart `audio`, `provider`, optional `language`) as a job: 202.
+
+    `?provider=` may carry the provider instead of the form field: the provider's configuration and the
+    caller's job quota are then checked before the upload is read. An `Idempotency-Key` header makes a
+    retry return the first answer (header `Idempotent-Replay: true`) instead of a second job.
+    """
     rs = resources()
     runner = _runner()
+    user_id = current_principal().user.id
+    key = idempotency_key()
+    from_query = _provider(request.args["provider"]) if "provider" in request.args else None
+    if from_query is not None:
+        rs.providers.transcriber(from_query)  # 503 naming the missing variables, before the body
+    db = rs.db()
+    if key is None or not await idempotency.known(db, user_id, key):
+        await runner.check_quota(db, user_id)  # 429 before the body when the user is already at the limit
+
+    pending = await receive_pending("audio", rs.settings.max_upload_bytes)
     job_id = job_store.new_job_id()
+    claim: idempotency.Claim | None = None
     try:
-        media, fields = await receive_media(runner.source_path(job_id), "audio", rs.settings.max_upload_bytes)
-        provider, language = _form_choice(fields)
-        rs.providers.transcriber(provider)  # 503 naming the missing variables
-        check_media(await probe(media.path), rs.settings.max_media_minutes * 60.0)
-        job = await job_store.create(
-            rs.db(),
+        provider, language = _form_choice(pending.fields, from_query)
+        rs.providers.transcriber(provider)  # 503, still before anything is stored
+        if key is not None:
+            fingerprint = await asyncio.to_thread(
+                idempotency.fingerprint, (ENDPOINT, provider, language or ""), pending.stream
+            )
+            outcome = await idempotency.begin(db, user_id, key, fingerprint)
+            if isinstance(outcome, idempotency.Replay):
+                return replay_response(outcome)
+            claim = outcome
+        await runner.check_quota(db, user_id, pending.size)  # refused before the upload is stored
+        media = await store(pending, runner.source_path(job_id))
+        check_media(
+            await probe(media.path, timeout_s=rs.settings.ffprobe_timeout_s), rs.settings.max_media_minutes * 60.0
+        )
+        location = f"/transcriptions/jobs/{job_id}"
+
+        async def remember(db: Database, job: job_store.Job) -> None:
+            if claim is not None:
+                await claim.complete(db, 202, job.public(), {"Location": location})
+
+        job = await runner.admit(
             job_id=job_id,
-            user_id=current_principal().user.id,
+            user_id=user_id,
             provider=provider,
             language=language,
             filename=media.filename,
-            media_path=str(media.path),
-            node=runner.node,
+            size=media.size,
+            then=remember,
         )
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, runner.job_dir(job_id), True)
+        if claim is not None:
+            await claim.release(db)
         raise
+    finally:
+        pending.close()  # the request's spool (a replay never stored it)
     runner.submit(job.id)
-    return job.public(), 202, {"Location": f"/transcriptions/jobs/{job.id}"}
+    return job.public(), 202, {"Location": location}
 
 
 @blueprint.get("/transcriptions/jobs/<job_id>")

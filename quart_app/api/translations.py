@@ -1,4 +1,7 @@
-"""Text in, text out: POST /translations/{openai,deepseek}, and the caller's translation history."""
+"""Text in, text out: POST /translations/openai and /translations/deepseek, and the caller's history.
+
+Each provider route is its own operation (its own summary in /openapi.json); both run `_translate`.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +22,31 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("translations", __name__)
 
 
-@blueprint.post("/translations/<any(openai, deepseek):provider>")
+@blueprint.post("/translations/openai")
 @validate_request(TranslationIn)
 @validate_response(TranslationOut)
 @require_auth()
-async def translate(provider: str, data: TranslationIn) -> TranslationOut:
-    """Translate text with OpenAI or DeepSeek; stored and metered per character."""
+async def translate_openai(data: TranslationIn) -> TranslationOut:
+    """Translate text with OpenAI (OPENAI_TRANSLATE_MODEL); stored and metered per character.
+
+    503 `provider_unconfigured` without OPENAI_API_KEY.
+    """
+    return await _translate("openai", data)
+
+
+@blueprint.post("/translations/deepseek")
+@validate_request(TranslationIn)
+@validate_response(TranslationOut)
+@require_auth()
+async def translate_deepseek(data: TranslationIn) -> TranslationOut:
+    """Translate text with DeepSeek (DEEPSEEK_MODEL); stored and metered per character.
+
+    503 `provider_unconfigured` without DEEPSEEK_API_KEY.
+    """
+    return await _translate("deepseek", data)
+
+
+async def _translate(provider: str, data: TranslationIn) -> TranslationOut:
     rs = resources()
     translator = rs.providers.translator(provider)
     text = data.text.strip()

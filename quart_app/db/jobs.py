@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import secrets
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from databases import Database
 
-from .database import now
+from .database import dialect, now
 from .tables import transcription_jobs as jobs
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 ACTIVE = (QUEUED, RUNNING)
+# First key of the per-user advisory locks that serialise job admission on PostgreSQL ("jobs").
+_PG_USER_LOCK_SPACE = 0x6A6F6273
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,21 @@ async def get_owned(db: Database, user_id: str, job_id: str) -> Job | None:
 async def active(db: Database) -> list[Job]:
     rows = await db.fetch_all(sa.select(jobs).where(jobs.c.status.in_(ACTIVE)).order_by(jobs.c.created_at))
     return [j for j in (_job(r) for r in rows) if j is not None]
+
+
+async def active_for_user(db: Database, user_id: str) -> list[Job]:
+    """The user's queued and running jobs."""
+    rows = await db.fetch_all(sa.select(jobs).where(jobs.c.user_id == user_id, jobs.c.status.in_(ACTIVE)))
+    return [j for j in (_job(r) for r in rows) if j is not None]
+
+
+async def lock_user(db: Database, user_id: str) -> None:
+    """Inside a write transaction: admissions of one user take turns, so two uploads cannot both pass a
+    quota check. SQLite's BEGIN IMMEDIATE already serialises every writer; PostgreSQL takes an advisory
+    transaction lock on the user (released at commit or rollback)."""
+    if dialect(db) == "postgresql":
+        key = zlib.crc32(user_id.encode()) - 2**31  # into int4's range
+        await db.execute("SELECT pg_advisory_xact_lock(:space, :key)", {"space": _PG_USER_LOCK_SPACE, "key": key})
 
 
 async def start_attempt(db: Database, job_id: str, node: str) -> Job | None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .tools import run_tool
+from .tools import input_args, run_tool
 
 SAMPLE_RATE = 16_000
 EXTENSION = "flac"
@@ -86,12 +86,19 @@ class ProgressLog:
 
 
 async def extract_audio(
-    source: Path, target: Path, *, max_seconds: float, on_progress: Callable[[float], None] | None = None
+    source: Path,
+    target: Path,
+    *,
+    demuxer: str,
+    max_seconds: float,
+    timeout_s: float,
+    probe_timeout_s: float,
+    on_progress: Callable[[float], None] | None = None,
 ) -> Extraction:
-    """Decode `source` (any container ffmpeg reads, video included) into mono 16 kHz FLAC at `target`.
+    """Decode `source` (read with `demuxer` only, video included) into mono 16 kHz FLAC at `target`.
 
     One pass also runs silencedetect. Output stops at `max_seconds` + 1 so a file whose header lied about its
-    length cannot run on; the caller compares the returned duration with its limit.
+    length cannot run on; the caller compares the returned duration with its limit. ffmpeg gets `timeout_s`.
     """
     silences = SilenceLog()
     progress = ProgressLog(on_progress)
@@ -104,8 +111,7 @@ async def extract_audio(
             "-loglevel",
             "info",
             "-y",
-            "-i",
-            str(source),
+            *input_args(source, demuxer),
             "-map",
             "0:a:0",
             "-vn",
@@ -129,16 +135,20 @@ async def extract_audio(
             "flac",
             str(target),
         ],
+        timeout_s=timeout_s,
         on_stdout=progress.feed,
         on_stderr=silences.feed,
     )
-    duration = await audio_duration(target)
+    duration = await audio_duration(target, timeout_s=probe_timeout_s)
     return Extraction(target, duration, silences.finish(duration), file_size(target))
 
 
-async def audio_duration(path: Path) -> float:
+async def audio_duration(path: Path, *, timeout_s: float) -> float:
+    """The length of one of our own FLAC files, from its header."""
     result = await run_tool(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)], keep_stdout=True
+        ["ffprobe", "-v", "error", *input_args(path, "flac"), "-show_entries", "format=duration", "-of", "csv=p=0"],
+        timeout_s=timeout_s,
+        keep_stdout=True,
     )
     try:
         return float(result.stdout.strip())
@@ -146,8 +156,8 @@ async def audio_duration(path: Path) -> float:
         return 0.0
 
 
-async def packet_sizes(path: Path) -> list[tuple[float, int]]:
-    """(time, bytes) of every audio packet: where the bytes are along the timeline, for chunk planning."""
+async def packet_sizes(path: Path, *, timeout_s: float) -> list[tuple[float, int]]:
+    """(time, bytes) of every audio packet of our FLAC: where the bytes are along the timeline, for chunking."""
     packets: list[tuple[float, int]] = []
 
     def feed(line: str) -> None:
@@ -162,21 +172,22 @@ async def packet_sizes(path: Path) -> list[tuple[float, int]]:
             "ffprobe",
             "-v",
             "error",
+            *input_args(path, "flac"),
             "-select_streams",
             "a:0",
             "-show_entries",
             "packet=pts_time,size",
             "-of",
             "csv=p=0",
-            str(path),
         ],
+        timeout_s=timeout_s,
         on_stdout=feed,
     )
     return packets
 
 
-async def cut(source: Path, target: Path, start: float, end: float) -> int:
-    """Re-encode [start, end) of the FLAC `source` to `target` (sample-exact); returns its size in bytes."""
+async def cut(source: Path, target: Path, start: float, end: float, *, timeout_s: float) -> int:
+    """Re-encode [start, end) of our FLAC `source` to `target` (sample-exact); returns its size in bytes."""
     await run_tool(
         [
             "ffmpeg",
@@ -187,8 +198,7 @@ async def cut(source: Path, target: Path, start: float, end: float) -> int:
             "-y",
             "-ss",
             f"{start:.3f}",
-            "-i",
-            str(source),
+            *input_args(source, "flac"),
             "-t",
             f"{end - start:.3f}",
             "-ac",
@@ -202,7 +212,8 @@ async def cut(source: Path, target: Path, start: float, end: float) -> int:
             "-f",
             "flac",
             str(target),
-        ]
+        ],
+        timeout_s=timeout_s,
     )
     return file_size(target)
 

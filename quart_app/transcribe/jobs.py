@@ -4,6 +4,11 @@ Ownership of a job on this machine is an exclusive `flock` on `<JOBS_DIR>/<id>/.
 of this process has the job. The kernel drops it when the process dies, however it dies, so a restarted
 server (or a sibling worker) can tell a dead owner's job from a live one's without waiting for a timeout.
 Jobs whose upload is on another machine are vouched for by heartbeats; one silent for STALE_S fails.
+A job cannot hang while its heartbeat keeps it "running": every ffprobe/ffmpeg run has a deadline and the
+whole pipeline another (see `long_media.transcribe_media`); a job past them fails with the reason.
+
+Each user may have MAX_JOBS_PER_USER jobs queued or running, whose uploads take at most
+MAX_JOB_BYTES_PER_USER bytes on disk; `admit` checks both under a per-user lock as it records the job.
 """
 
 from __future__ import annotations
@@ -16,18 +21,22 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from databases import Database
 
 from ..billing import Billing
+from ..db import idempotency as idempotency_store
 from ..db import jobs as job_store
 from ..db import transcriptions
+from ..db.database import write_transaction
 from ..db.handle import DatabaseHandle
 from ..errors import APIError
 from ..providers.registry import Providers
 from ..settings import Settings
-from .long_media import transcribe_media
+from .idempotency import WINDOW_S as IDEMPOTENCY_WINDOW_S
+from .long_media import media_deadlines, transcribe_media
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +45,8 @@ STALE_S = 120.0
 MAX_ATTEMPTS = 3  # a job that keeps killing its process is failed instead of resumed forever
 PARALLEL_JOBS = 2  # per process; each job already sends TRANSCRIBE_CONCURRENCY requests at once
 PROGRESS_EVERY_S = 0.5
+SWEEP_EVERY_S = 600.0  # orphaned upload directories and expired idempotency keys are removed this often
+ORPHAN_AGE_S = 3600.0  # a directory without an active job is left alone this long (an upload may be arriving)
 SOURCE_NAME = "source"
 ENDPOINT = "/transcriptions/jobs"
 
@@ -51,6 +62,7 @@ class JobRunner:
         self.providers = providers
         self.billing = billing
         self.root = Path(settings.jobs_dir).resolve()
+        self.deadlines = media_deadlines(settings)
         self.node = f"{socket.gethostname()}:{self.root}"
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._locks: dict[str, int] = {}
@@ -85,6 +97,7 @@ class JobRunner:
         while not await self.database.wait_ready(60):
             log.warning("jobs wait for the database before resuming")
         await self.recover()
+        swept = time.monotonic()
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             try:
@@ -93,8 +106,19 @@ class JobRunner:
                 failed = await job_store.fail_stale(db, time.time() - STALE_S, keep=list(self._tasks))
                 if failed:
                     log.warning("failed %d abandoned jobs: %s", len(failed), failed)
+                if time.monotonic() - swept >= SWEEP_EVERY_S:
+                    swept = time.monotonic()
+                    await self.sweep(db)
             except Exception as exc:  # the database blinking must not end maintenance
                 log.warning("job maintenance failed: %s", exc)
+
+    async def sweep(self, db: Database) -> None:
+        """Remove upload directories no active job owns, and idempotency keys past their window."""
+        active = {j.id for j in await job_store.active(db)}
+        await asyncio.to_thread(self._remove_finished_dirs, active)
+        expired = await idempotency_store.sweep(db, time.time() - IDEMPOTENCY_WINDOW_S)
+        if expired:
+            log.info("forgot %d expired idempotency keys", expired)
 
     async def recover(self) -> None:
         """Resume queued/running jobs whose upload is here and unowned; fail ours whose upload is gone."""
@@ -142,8 +166,75 @@ class JobRunner:
             if path.name in active or path.name in self._locks or not path.is_dir():
                 continue
             # An upload still being copied in has no row yet: leave recent directories alone.
-            if time.time() - path.stat().st_mtime > 3600:
+            try:
+                age = time.time() - path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age > ORPHAN_AGE_S:
+                log.info("removing orphaned job directory %s", path.name)
                 shutil.rmtree(path, ignore_errors=True)
+
+    # ----- admission ----------------------------------------------------------------------------------
+
+    def _stored_bytes(self, jobs: list[job_store.Job]) -> int:
+        """Bytes of these jobs' uploads on this machine's disk (a stat each: at most MAX_JOBS_PER_USER)."""
+        total = 0
+        for job in jobs:
+            try:
+                total += Path(job.media_path).stat().st_size
+            except OSError:
+                continue
+        return total
+
+    async def check_quota(self, db: Database, user_id: str, incoming_bytes: int = 0) -> None:
+        """429 `too_many_jobs` or `job_storage_exceeded` (413 if the upload alone is over) for this user."""
+        limit_jobs = self.settings.max_jobs_per_user
+        limit_bytes = self.settings.max_job_bytes_per_user
+        if incoming_bytes > limit_bytes:
+            raise job_storage_exceeded(413, limit_bytes, 0)
+        mine = await job_store.active_for_user(db, user_id)
+        if len(mine) >= limit_jobs:
+            raise APIError(
+                429,
+                "too_many_jobs",
+                f"You already have {len(mine)} jobs queued or running (the limit is {limit_jobs}); "
+                "wait for one to finish.",
+                extra={"max_jobs": limit_jobs},
+            )
+        stored = await asyncio.to_thread(self._stored_bytes, mine)
+        if stored + incoming_bytes > limit_bytes:
+            raise job_storage_exceeded(429, limit_bytes, stored)
+
+    async def admit(
+        self,
+        *,
+        job_id: str,
+        user_id: str,
+        provider: str,
+        language: str | None,
+        filename: str | None,
+        size: int,
+        then: Callable[[Database, job_store.Job], Awaitable[None]] | None = None,
+    ) -> job_store.Job:
+        """Record a job whose upload is at `source_path(job_id)`, if the user's quota allows it (APIError
+        429/413 otherwise); `then` runs in the same transaction. Two uploads of one user take turns."""
+        db = self.database.get()
+        async with write_transaction(db):
+            await job_store.lock_user(db, user_id)
+            await self.check_quota(db, user_id, size)
+            job = await job_store.create(
+                db,
+                job_id=job_id,
+                user_id=user_id,
+                provider=provider,
+                language=language,
+                filename=filename,
+                media_path=str(self.source_path(job_id)),
+                node=self.node,
+            )
+            if then is not None:
+                await then(db, job)
+        return job
 
     # ----- running ------------------------------------------------------------------------------------
 
@@ -207,6 +298,7 @@ class JobRunner:
                 max_seconds=settings.max_media_minutes * 60.0,
                 max_bytes=settings.openai_transcribe_max_bytes if job.provider == "openai" else None,
                 concurrency=settings.transcribe_concurrency,
+                deadlines=self.deadlines,
                 on_progress=lambda fraction: self._percent.__setitem__(job.id, min(99, int(fraction * 100))),
             )
         finally:
@@ -236,3 +328,13 @@ class JobRunner:
                 with contextlib.suppress(Exception):
                     await job_store.set_progress(db, job_id, percent)
                 written = percent
+
+
+def job_storage_exceeded(status: int, limit_bytes: int, stored: int) -> APIError:
+    return APIError(
+        status,
+        "job_storage_exceeded",
+        f"Your queued jobs' uploads would take more than {limit_bytes // (1024 * 1024)} MB on this server"
+        + ("; wait for one to finish." if status == 429 else "."),
+        extra={"max_bytes": limit_bytes, "stored_bytes": stored},
+    )

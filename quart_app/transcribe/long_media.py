@@ -19,15 +19,32 @@ from typing import IO
 from ..audio import formats
 from ..errors import APIError
 from ..media import chunking, extract
-from ..media.probe import media_too_long, undecodable
-from ..media.tools import ToolFailed
+from ..media.probe import (
+    DEMUXER_FOR_FORMAT,
+    check_complete,
+    check_media,
+    media_timeout,
+    media_too_long,
+    probe,
+    undecodable,
+)
+from ..media.tools import Deadlines, ToolFailed, ToolTimedOut
 from ..providers.results import AudioUpload, Segment, Transcriber, TranscriptResult
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float], None]  # fraction done, 0..1
 # Shares of the progress bar: extraction, then chunks as they finish.
 EXTRACT_SHARE = 0.25
+# The whole pipeline's deadline, whatever step hangs: the media's length (in real time), at least 10 minutes.
+TOTAL_MIN_S = 600.0
+TOTAL_PER_MEDIA_S = 1.0
+
+
+def media_deadlines(settings: Settings) -> Deadlines:
+    """FFPROBE_TIMEOUT_S and FFMPEG_MIN_TIMEOUT_S as the tools' deadlines."""
+    return Deadlines(probe_s=settings.ffprobe_timeout_s, decode_min_s=settings.ffmpeg_min_timeout_s)
 
 
 @dataclass(frozen=True)
@@ -104,6 +121,7 @@ async def transcribe_chunks(
     language: str | None,
     concurrency: int,
     max_bytes: int,
+    deadlines: Deadlines,
     on_done: Callable[[int], None] | None = None,
 ) -> list[ChunkResult]:
     """Cut and transcribe every chunk, at most `concurrency` at a time; the first failure cancels the rest."""
@@ -115,7 +133,9 @@ async def transcribe_chunks(
         async with gate:
             path = workdir / f"chunk-{chunk.index:04d}.{extract.EXTENSION}"
             try:
-                size = await extract.cut(source, path, chunk.start, chunk.end)
+                size = await extract.cut(
+                    source, path, chunk.start, chunk.end, timeout_s=deadlines.decode(chunk.duration)
+                )
                 if size > max_bytes:
                     raise ChunkTooLarge(chunk, size)
                 result = await _with_retry(transcriber, path, chunk, language)
@@ -154,28 +174,84 @@ async def transcribe_media(
     max_seconds: float,
     max_bytes: int | None,
     concurrency: int,
+    deadlines: Deadlines,
+    demuxer: str | None = None,
     on_progress: Progress | None = None,
 ) -> TranscriptResult:
     """Transcribe any audio or video file: one request if it fits `max_bytes` (None: no limit), else chunks.
 
-    Raises APIError: 400 `undecodable_media`, 413 `media_too_long`, or the provider's own errors.
+    `demuxer` forces the container type (the synchronous routes know it from the content); otherwise ffprobe
+    picks one of the allowed containers. Every tool runs under its deadline and the whole pipeline under
+    one proportional to the media's length. Raises APIError: 400 `undecodable_media` (also when less audio
+    decodes than the file declared: it is truncated), 413 `media_too_long`, 415 for playlists and other
+    non-media, 422 `media_timeout`, 504 `processing_timeout`, or the provider's own errors.
     """
-    report = on_progress or (lambda fraction: None)
+    info = await probe(source, timeout_s=deadlines.probe_s, demuxer=demuxer)
+    check_media(info, max_seconds)
+    duration = info.duration_s or 0.0
+    total_s = max(TOTAL_MIN_S, duration * TOTAL_PER_MEDIA_S)
+    watchdog = asyncio.timeout(total_s)
+    try:
+        async with watchdog:
+            return await _transcribe_probed(
+                transcriber,
+                source,
+                workdir,
+                info.demuxer,
+                duration,
+                language=language,
+                max_seconds=max_seconds,
+                max_bytes=max_bytes,
+                concurrency=concurrency,
+                deadlines=deadlines,
+                on_progress=on_progress or (lambda fraction: None),
+                complete=partial(check_complete, info),
+            )
+    except TimeoutError:
+        if not watchdog.expired():
+            raise  # some step's own timeout, not the pipeline's
+        raise APIError(
+            504, "processing_timeout", f"Transcribing the media did not finish within {total_s:.0f} s."
+        ) from None
+
+
+async def _transcribe_probed(
+    transcriber: Transcriber,
+    source: Path,
+    workdir: Path,
+    demuxer: str,
+    declared_s: float,
+    *,
+    language: str | None,
+    max_seconds: float,
+    max_bytes: int | None,
+    concurrency: int,
+    deadlines: Deadlines,
+    on_progress: Progress,
+    complete: Callable[[float], None],
+) -> TranscriptResult:
+    report = on_progress
     _make_dir(workdir)
     target = workdir / f"audio.{extract.EXTENSION}"
     try:
         extracted = await extract.extract_audio(
             source,
             target,
+            demuxer=demuxer,
             max_seconds=max_seconds,
+            timeout_s=deadlines.decode(declared_s),
+            probe_timeout_s=deadlines.probe_s,
             on_progress=lambda seconds: report(EXTRACT_SHARE * min(1.0, seconds / max_seconds)),
         )
     except ToolFailed as exc:
         raise undecodable(exc.tail.split(" | ")[-1].split(": ", 1)[-1][:120]) from None
+    except ToolTimedOut as exc:
+        raise media_timeout(exc) from None
     if extracted.duration_s > max_seconds:
         raise media_too_long(max_seconds)
     if extracted.duration_s <= 0:
         raise undecodable("no audio could be decoded")
+    complete(extracted.duration_s)  # far less audio than declared: truncated, refused before any provider call
     report(EXTRACT_SHARE)
 
     if max_bytes is None or extracted.size + chunking.CHUNK_OVERHEAD_BYTES <= max_bytes:
@@ -183,7 +259,10 @@ async def transcribe_media(
         report(1.0)
         return result
 
-    packets = await extract.packet_sizes(target)
+    try:
+        packets = await extract.packet_sizes(target, timeout_s=deadlines.decode(extracted.duration_s))
+    except ToolTimedOut as exc:
+        raise media_timeout(exc) from None
     overhead = chunking.CHUNK_OVERHEAD_BYTES
     # Re-encoded chunks come out within a few frames of the plan; if one is still over, plan tighter.
     for _ in range(3):
@@ -198,12 +277,15 @@ async def transcribe_media(
                 language=language,
                 concurrency=concurrency,
                 max_bytes=max_bytes - 1024,
+                deadlines=deadlines,
                 on_done=partial(_report_done, report, len(chunks)),
             )
             break
         except ChunkTooLarge as exc:
             log.warning("%s, over the %d-byte limit: planning smaller chunks", exc, max_bytes)
             overhead = overhead * 2 + max_bytes // 10
+        except ToolTimedOut as exc:
+            raise media_timeout(exc) from None
     else:
         raise APIError(500, "chunking_failed", "The audio could not be split under the provider's size limit.")
     result = stitch(parts, model=parts[0].result.model if parts else "")
@@ -224,8 +306,10 @@ async def transcribe_upload_chunked(
     max_seconds: float,
     max_bytes: int,
     concurrency: int,
+    deadlines: Deadlines,
 ) -> TranscriptResult:
-    """The synchronous route's path for a file over the provider's limit: the same pipeline, in the request."""
+    """The synchronous route's path for a file over the provider's limit: the same pipeline, in the request,
+    reading the upload with the demuxer of the type sniffed from its content."""
     workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="voice-sync-"))
     try:
         source = workdir / f"upload.{upload.format.extension}"
@@ -238,9 +322,37 @@ async def transcribe_upload_chunked(
             max_seconds=max_seconds,
             max_bytes=max_bytes,
             concurrency=concurrency,
+            deadlines=deadlines,
+            demuxer=DEMUXER_FOR_FORMAT[upload.format.name],
         )
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
+
+
+async def measure_upload(upload: AudioUpload, deadlines: Deadlines) -> float:
+    """How many seconds of audio the upload holds, for metering when the provider did not say.
+
+    The WAV header when there is one; otherwise ffprobe lists the audio packets of a copy of the upload (no
+    decoding) with the sniffed type's demuxer forced. APIError 400 `undecodable_media` when its length
+    cannot be told or it holds far less audio than it declares (truncated), so it is neither stored nor
+    billed; 422 `media_timeout`.
+    """
+    if upload.duration_s is not None:
+        return upload.duration_s
+    workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="voice-measure-"))
+    try:
+        source = workdir / f"upload.{upload.format.extension}"
+        await asyncio.to_thread(_spool_to, upload.stream, source)
+        info = await probe(
+            source, timeout_s=deadlines.probe_s, demuxer=DEMUXER_FOR_FORMAT[upload.format.name], scan=True
+        )
+    finally:
+        await asyncio.to_thread(shutil.rmtree, workdir, True)
+    seconds = info.extent_s if info.extent_s is not None else info.duration_s
+    if not info.has_audio or seconds is None or seconds <= 0:
+        raise undecodable("its length could not be determined")
+    check_complete(info, seconds)
+    return seconds
 
 
 def _spool_to(stream: IO[bytes], target: Path) -> None:

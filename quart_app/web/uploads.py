@@ -11,6 +11,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..audio import formats
 from ..errors import APIError
 from ..providers.results import AudioUpload
+from ..transcribe.idempotency import HEADER as IDEMPOTENCY_HEADER
+from ..transcribe.idempotency import parse_key
 
 
 async def receive_audio(field: str = "audio", max_bytes: int | None = None) -> tuple[AudioUpload, dict[str, str]]:
@@ -67,3 +69,8 @@ async def multipart_file(field: str, max_bytes: int | None, kind: str) -> tuple[
 def too_large(max_bytes: int | None) -> APIError:
     limit = f" of {max_bytes // (1024 * 1024)} MB" if max_bytes else ""
     return APIError(413, "payload_too_large", f"The upload exceeds the limit{limit}.")
+
+
+def idempotency_key() -> str | None:
+    """The request's Idempotency-Key header (None when absent), validated before the body is read: 400."""
+    return parse_key(request.headers.get(IDEMPOTENCY_HEADER))

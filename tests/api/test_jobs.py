@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from werkzeug.datastructures import FileStorage
 
 from fakes import FakeDeepgram, FakeOpenAI, run_fake
+from quart_app import create_app
 from quart_app.db import usage
-from quart_app.db.tables import transcription_jobs
-from tests.support.media import MEDIA_DIR, long_recording, silent_video, spoken_video, truncated_video
+from quart_app.db.tables import idempotency_keys, transcription_jobs
+from quart_app.settings import Settings
+from quart_app.transcribe import jobs as job_runner
+from tests.support.inprocess import served
+from tests.support.media import (
+    MEDIA_DIR,
+    faststart_video,
+    long_recording,
+    silent_video,
+    spoken_video,
+    truncated_video,
+)
 from tests.support.users import make_user
 
 LIMIT_MB = 0.75
@@ -214,3 +227,188 @@ async def test_sync_whisper_route_chunks_a_file_over_the_limit(make_app, fakes_e
         sent = openai.requests_to("/v1/audio/transcriptions")
         assert len(sent) >= 2 and all(r.status == 200 and r.body_size <= openai.max_request_bytes for r in sent)
         assert body["transcript"].count("Fake transcript") == len(sent)
+
+
+# ----- quotas, the provider before the body, and the periodic sweep (issue #15: 10a, 17a) -------------
+
+
+async def _post_job(client, key: str, path: Path, query: str = "", **form: str):  # type: ignore[no-untyped-def]
+    return await client.post(f"/transcriptions/jobs{query}", headers={"x-api-key": key}, **_upload(path, **form))
+
+
+def _job_dirs(env: dict[str, str]) -> set[str]:
+    root = Path(env["JOBS_DIR"])
+    return {p.name for p in root.iterdir()} if root.exists() else set()
+
+
+async def test_jobs_and_their_stored_bytes_are_capped_per_user(make_app, backend_env, fakes_env) -> None:
+    deepgram, _, env = fakes_env
+    deepgram.hang_next(30, count=10, path="/v1/listen")  # accepted jobs stay queued or running
+    video = faststart_video()  # about 490 KiB
+    async with make_app(**backend_env, **env, MAX_JOBS_PER_USER="3", MAX_JOB_BYTES_PER_USER=str(1024 * 1024)) as (
+        app,
+        client,
+    ):
+        _, key = await make_user(app)
+        accepted = []
+        for _ in range(2):
+            response = await _post_job(client, key, video, provider="deepgram")
+            assert response.status_code == 202, await response.get_data()
+            accepted.append((await response.get_json())["id"])
+
+        over = await _post_job(client, key, video, provider="deepgram")  # 2 x 490 KiB stored: a third is over
+        body = await over.get_json()
+        assert (over.status_code, body["error"]) == (429, "job_storage_exceeded"), body
+        assert body["max_bytes"] == 1024 * 1024 and body["stored_bytes"] == 2 * video.stat().st_size
+        alone = await _post_job(client, key, MEDIA_DIR / "period.wav", provider="deepgram")  # 1.8 MB by itself
+        body = await alone.get_json()
+        assert (alone.status_code, body["error"]) == (413, "job_storage_exceeded"), body
+
+        small = await _post_job(client, key, spoken_video(), provider="deepgram")  # fits the bytes
+        assert small.status_code == 202
+        accepted.append((await small.get_json())["id"])
+        fourth = await _post_job(client, key, spoken_video(), provider="deepgram")
+        body = await fourth.get_json()
+        assert (fourth.status_code, body["error"], body["max_jobs"]) == (429, "too_many_jobs", 3), body
+
+        _, other_key = await make_user(app)  # the quota is per user
+        assert (await _post_job(client, other_key, spoken_video(), provider="deepgram")).status_code == 202
+
+        rows = await app.extensions["resources"].db().fetch_all(transcription_jobs.select())
+        assert len(rows) == 4 and set(accepted) <= {r["id"] for r in rows}
+        assert _job_dirs(env) == {r["id"] for r in rows}  # refused uploads left nothing on disk
+
+
+async def test_concurrent_uploads_cannot_both_take_the_last_job_slot(make_app, backend_env, fakes_env) -> None:
+    deepgram, _, env = fakes_env
+    deepgram.hang_next(30, count=4, path="/v1/listen")
+    async with make_app(**backend_env, **env, MAX_JOBS_PER_USER="1") as (app, client):
+        _, key = await make_user(app)
+        responses = await asyncio.gather(
+            *(_post_job(client, key, spoken_video(), provider="deepgram") for _ in range(2))
+        )
+        assert sorted(r.status_code for r in responses) == [202, 429]
+        assert len(await app.extensions["resources"].db().fetch_all(transcription_jobs.select())) == 1
+
+
+async def test_provider_from_the_query_or_the_form(make_app, fakes_env) -> None:
+    deepgram, _, env = fakes_env
+    env = {k: v for k, v in env.items() if not k.startswith("OPENAI_")}  # OpenAI unconfigured
+    async with make_app(**env) as (app, client):
+        _, key = await make_user(app)
+        cases = [
+            ("?provider=google", {"provider": "deepgram"}, 400, "validation_error"),
+            ("?provider=deepgram", {"provider": "openai"}, 400, "validation_error"),  # query and form disagree
+            ("?provider=openai", {}, 503, "provider_unconfigured"),
+            ("", {"provider": "openai"}, 503, "provider_unconfigured"),  # refused before it is stored
+        ]
+        for query, form, status, code in cases:
+            response = await _post_job(client, key, spoken_video(), query, **form)
+            body = await response.get_json()
+            assert (response.status_code, body["error"]) == (status, code), (query, form, body)
+        assert _job_dirs(env) == set()
+        assert await app.extensions["resources"].db().fetch_all(transcription_jobs.select()) == []
+        assert deepgram.requests == []
+
+        by_query = await _post_job(client, key, spoken_video(), "?provider=deepgram")
+        assert by_query.status_code == 202, await by_query.get_data()
+        job = await _wait_job(client, key, (await by_query.get_json())["id"])
+        assert job["status"] == "done" and job["provider"] == "deepgram", job
+
+
+async def _partial_upload(port: int, key: str, target: str) -> tuple[int, dict]:
+    """Send the headers and the first 64 KiB of a 20 MB multipart upload, then read the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        boundary = "x-boundary-x"
+        part = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="big.mp4"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        head = (
+            f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nx-api-key: {key}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {20 * 1024 * 1024}\r\n\r\n"
+        ).encode()
+        writer.write(head + part + b"\0" * (64 * 1024))
+        await writer.drain()
+        # The rest of the body never comes: only an answer given before reading it arrives (hang guard).
+        status_line = await asyncio.wait_for(reader.readline(), 30)
+        headers: dict[str, str] = {}
+        while (line := await asyncio.wait_for(reader.readline(), 30)) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 30)
+        return int(status_line.split()[1]), json.loads(body)
+    finally:
+        writer.close()
+
+
+async def test_unconfigured_query_provider_and_full_quota_answer_before_the_body(
+    backend_env, fakes_env, tmp_path: Path
+) -> None:
+    deepgram, _, env = fakes_env
+    deepgram.hang_next(30, count=2, path="/v1/listen")
+    settings = {k: v for k, v in env.items() if not k.startswith("OPENAI_")}
+    app = create_app(
+        Settings.from_env(
+            {
+                "APP_ENV": "test",
+                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/served.db",
+                **backend_env,
+                **settings,
+                "MAX_JOBS_PER_USER": "1",
+            }
+        )
+    )
+    async with served(app) as port:
+        _, key = await make_user(app)
+        status, body = await _partial_upload(port, key, "/transcriptions/jobs?provider=openai")
+        assert (status, body["error"], body["missing"]) == (503, "provider_unconfigured", ["OPENAI_API_KEY"])
+
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            first = await client.post(
+                "/transcriptions/jobs?provider=deepgram",
+                headers={"x-api-key": key},
+                files={"audio": ("clip.mp4", spoken_video().read_bytes())},
+            )
+        assert first.status_code == 202, first.text
+        for target in ("/transcriptions/jobs?provider=deepgram", "/transcriptions/jobs"):
+            status, body = await _partial_upload(port, key, target)
+            assert (status, body["error"]) == (429, "too_many_jobs"), body
+
+
+async def test_orphaned_upload_directories_are_swept_while_serving(
+    make_app, backend_env, fakes_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, env = fakes_env
+    monkeypatch.setattr(job_runner, "HEARTBEAT_S", 0.05)
+    monkeypatch.setattr(job_runner, "SWEEP_EVERY_S", 0.1)
+    async with make_app(**backend_env, **env) as (app, client):
+        db = app.extensions["resources"].db()
+        root = Path(env["JOBS_DIR"])
+        # Left behind after the start-up sweep: a crash between storing an upload and recording its job.
+        orphan, arriving = root / "job_0rphan0000000000000", root / "job_arriving0000000000"
+        for directory in (orphan, arriving):
+            directory.mkdir(parents=True)
+            (directory / "source").write_bytes(b"\0" * 1024)
+        stale = time.time() - 2 * job_runner.ORPHAN_AGE_S
+        os.utime(orphan, (stale, stale))
+        await db.execute(  # and an idempotency key past its 24 hours
+            idempotency_keys.insert().values(
+                user_id="usr_x",
+                idem_key="old",
+                fingerprint="f",
+                token="t",
+                state="done",
+                created_at=time.time() - 25 * 3600,
+                updated_at=time.time() - 25 * 3600,
+            )
+        )
+        deadline = time.monotonic() + 30  # hang guard only
+        while time.monotonic() < deadline:
+            if not orphan.exists() and not await db.fetch_all(idempotency_keys.select()):
+                break
+            await asyncio.sleep(0.05)
+        assert not orphan.exists(), "the orphaned directory is still there"
+        assert await db.fetch_all(idempotency_keys.select()) == []
+        assert arriving.exists()  # recent: an upload may still be arriving in it

@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 _VARIABLE = re.compile(r"<(?:[^<>]*:)?(\w+)>")
 _NOT_REST = {"static", "openapi", "swagger_ui"}  # the document and its viewer, and static files
 _HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
-_PAGES = {"docs"}  # HTML pages (quart_app/pages/) and their assets
+_PAGES = {"docs", "dashboard"}  # HTML pages (quart_app/pages/) and their assets
 
 
 def app_operations(app) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
@@ -41,13 +41,51 @@ async def test_openapi_is_valid_and_covers_every_route(make_app) -> None:
     assert len(served) > 10  # the walk found the app's routes, not an empty map
     assert served - documented == set(), "routes missing from /openapi.json"
     assert documented - served == set(), "/openapi.json documents routes the app does not serve"
-    # The two enumerated routes keep their choices, so clients and fuzzers only try real providers.
-    for path, choices in (
-        ("/transcriptions/{route}", {"deepgram", "whisper"}),
-        ("/translations/{provider}", {"openai", "deepseek"}),
-    ):
-        (parameter,) = [p for p in spec["paths"][path]["post"]["parameters"] if p["in"] == "path"]
-        assert set(parameter["schema"]["enum"]) == choices
+
+
+async def test_each_provider_route_is_its_own_operation(make_app) -> None:
+    """Client generators make one method per operation: no templated provider path, each its own summary."""
+    async with make_app() as (_, client):
+        spec = await (await client.get("/openapi.json")).get_json()
+    assert not any("{route}" in path or "{provider}" in path for path in spec["paths"])
+    operations = {
+        path: spec["paths"][path]["post"]
+        for path in (
+            "/transcriptions/deepgram",
+            "/transcriptions/whisper",
+            "/translations/openai",
+            "/translations/deepseek",
+        )
+    }
+    ids = {operation["operationId"] for operation in operations.values()}
+    summaries = {operation["summary"] for operation in operations.values()}
+    assert len(ids) == len(summaries) == 4
+    assert "Deepgram" in operations["/transcriptions/deepgram"]["summary"]
+    assert "OpenAI" in operations["/transcriptions/whisper"]["summary"]
+    assert "OpenAI" in operations["/translations/openai"]["summary"]
+    assert "DeepSeek" in operations["/translations/deepseek"]["summary"]
+    for path, operation in operations.items():
+        assert not [p for p in operation.get("parameters", []) if p["in"] == "path"], path
+        content = operation["requestBody"]["content"]
+        schema = next(iter(content.values()))["schema"]
+        if "$ref" in schema:
+            schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        fields = set(schema["properties"])
+        if path.startswith("/transcriptions/"):
+            assert "multipart/form-data" in content and fields == {"audio", "language"}, (path, fields)
+            headers = {p["name"].lower() for p in operation["parameters"] if p["in"] == "header"}
+            assert "idempotency-key" in headers, path
+        else:
+            assert "application/json" in content and {"text", "target_language"} <= fields, (path, fields)
+    # Each upload operation documents its own request schema (what generators name the argument after).
+    upload_schemas = {
+        next(iter(operations[p]["requestBody"]["content"].values()))["schema"]["title"]
+        for p in ("/transcriptions/deepgram", "/transcriptions/whisper")
+    }
+    assert upload_schemas == {"DeepgramUpload", "WhisperUpload"}
+    jobs = spec["paths"]["/transcriptions/jobs"]["post"]
+    query = {p["name"]: p for p in jobs["parameters"] if p["in"] == "query"}
+    assert "provider" in query and "before the upload is read" in query["provider"]["description"]
 
 
 async def test_route_prefix_copies_are_documented_too(make_app) -> None:

@@ -218,3 +218,26 @@ async def test_requires_authentication(make_app, fakes_env) -> None:
     async with make_app(**env) as (app, client):
         response = await client.post("/transcriptions/deepgram", **_upload(spoken(SPEECH)))
         assert response.status_code == 401
+
+
+async def test_a_model_without_durations_is_metered_from_the_probed_length(make_app, backend_env, fakes_env) -> None:
+    """gpt-4o-transcribe answers plain json (no duration): the upload's own length is what is billed."""
+    _, openai, env = fakes_env
+    async with make_app(**backend_env, **env, OPENAI_TRANSCRIBE_MODEL="gpt-4o-transcribe") as (app, client):
+        user, key = await make_user(app)
+        expected = len(spoken(SPEECH)) - 44  # the WAV's PCM bytes: 22.05 kHz mono 16-bit
+        seconds = expected / (22050 * 2)
+        for fmt in ("mp3", "ogg", "webm", "m4a", "flac", "wav"):
+            response = await _post(
+                client, key, route="whisper", **_upload(spoken(SPEECH, fmt), filename=f"a.{fmt}", content_type="")
+            )
+            assert response.status_code == 200, (fmt, await response.get_data())
+            body = await response.get_json()
+            assert body["processing_info"]["model"] == "gpt-4o-transcribe"
+            assert body["duration_s"] == pytest.approx(seconds, abs=0.15), fmt
+        assert all(r.fields["response_format"] == ["json"] for r in openai.requests_to("/v1/audio/transcriptions"))
+        rows = await _usage_rows(app)
+        assert len(rows) == 6 and all(r["user_id"] == user.id for r in rows)
+        for row in rows:
+            assert row["audio_seconds"] == pytest.approx(seconds, abs=0.15)
+            assert row["cost_usd"] == pytest.approx(row["audio_seconds"] / 60 * 0.006, rel=1e-4) and row["cost_usd"] > 0

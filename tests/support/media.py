@@ -135,3 +135,81 @@ def long_recording(minutes: int = 30) -> Path:
         _ffmpeg("-stream_loop", "-1", "-i", str(encoded), "-t", str(minutes * 60), "-c", "copy", "-f", "ogg", str(out))
 
     return _cached(f"meeting-{minutes}min.ogg", build)
+
+
+def faststart_video() -> Path:
+    """About a minute of the meeting (one period) as an mp4 with its index first, as phones and web encoders
+    write it (`-movflags +faststart`): a test picture (H.264) and the speech (AAC)."""
+    period = MEDIA_DIR / "period.wav"
+    if not period.exists():
+        long_recording(5)  # builds period.wav on the way
+    return _cached(
+        "faststart.mp4",
+        lambda out: _ffmpeg(
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10",
+            "-i",
+            str(period),
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "48k",
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(out),
+        ),
+    )
+
+
+def truncated_faststart_video(fraction: float = 0.3) -> Path:
+    """The first 30% of `faststart_video()` (`head -c`): its index, at the front, still describes the whole
+    minute, so ffprobe reports the full length while only the first part of the audio is there."""
+    source = faststart_video()
+    return _cached(
+        f"faststart-cut-{int(fraction * 100)}.mp4",
+        lambda out: out.write_bytes(source.read_bytes()[: int(source.stat().st_size * fraction)]),
+    )
+
+
+def streamed_webm() -> Path:
+    """Speech as WebM written to a pipe, as a browser's MediaRecorder streams it: no length in the header."""
+    speech = _speech_wav(SENTENCES[1])
+
+    def build(out: Path) -> None:
+        encoded = subprocess.run(
+            [require_tool("ffmpeg"), "-nostdin", "-loglevel", "error", "-i", str(speech), "-c:a", "libopus"]
+            + ["-f", "webm", "pipe:1"],
+            check=True,
+            capture_output=True,
+        ).stdout  # stdout is a pipe: the muxer cannot seek back to write a duration or cues
+        out.write_bytes(encoded)
+
+    return _cached("streamed.webm", build)
+
+
+def webm_without_audio_packets() -> Path:
+    """`streamed_webm()` cut where its first audio packet starts: an audio track, no length, no audio."""
+    source = streamed_webm()
+
+    def build(out: Path) -> None:
+        first = subprocess.run(
+            [require_tool("ffprobe"), "-v", "error", "-select_streams", "a:0", "-show_entries", "packet=pos"]
+            + ["-read_intervals", "%+#1", "-of", "csv=p=0", str(source)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()[0]
+        out.write_bytes(source.read_bytes()[: int(first)])
+
+    return _cached("no-packets.webm", build)
