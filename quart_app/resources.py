@@ -23,9 +23,9 @@ from .auth.counters import CounterStore, MemoryCounters, RedisCounters
 from .auth.identity import Authenticator
 from .auth.jwt_verifier import Auth0Verifier
 from .auth.lockout import PinLockout
-from .auth.rate_limit import RateLimiter
+from .auth.rate_limit import RateLimiter, SignInRateLimit
 from .auth.sessions import SessionTokens
-from .auth.signin import PinSignIn
+from .auth.signin import PinHasher, PinSignIn
 from .billing import Billing
 from .db.handle import DatabaseHandle
 from .providers.auth0 import Auth0Client
@@ -140,9 +140,18 @@ async def open_resources(settings: Settings, sio: socketio.AsyncServer, secret_k
         # Socket.IO stops before the database closes: its handlers may still be writing.
         stack.push_async_callback(sio.shutdown)
 
-        counters: CounterStore = RedisCounters(redis) if redis is not None else MemoryCounters()
+        counters: CounterStore = (
+            RedisCounters(redis) if redis is not None else MemoryCounters(settings.memory_counters_max_keys)
+        )
         sessions = SessionTokens(secret_key)
-        pin_lockout = PinLockout(counters, settings.pin_max_attempts, settings.pin_lockout_seconds)
+        pin_lockout = PinLockout(
+            counters, settings.pin_max_attempts, settings.pin_lockout_seconds, settings.pin_account_max_attempts
+        )
+        pin_limits = SignInRateLimit(
+            counters, settings.pin_signin_address_per_minute, settings.pin_signin_account_per_minute
+        )
+        pin_hasher = PinHasher(settings.pin_hash_threads, settings.pin_hash_queue)
+        stack.callback(pin_hasher.close)
         auth0 = Auth0Client(settings.auth0_url, settings.auth0_request_timeout, http) if settings.auth0_url else None
         verifier = None
         if auth0 is not None and settings.auth0_issuer and settings.auth0_audience:
@@ -167,7 +176,7 @@ async def open_resources(settings: Settings, sio: socketio.AsyncServer, secret_k
             auth0=auth0,
             verifier=verifier,
             authenticator=Authenticator(settings, database, verifier, sessions),
-            pin_signin=PinSignIn(database, pin_lockout, sessions),
+            pin_signin=PinSignIn(database, pin_lockout, sessions, pin_limits, pin_hasher),
             providers=providers,
             billing=Billing(database, settings.prices),
             readiness=Readiness(),

@@ -202,6 +202,16 @@ class Settings(BaseSettings):
     trusted_proxy_count: Annotated[int, Field(ge=0, le=10)] = 0
     pin_max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     pin_lockout_seconds: Annotated[int, Field(ge=1)] = 900
+    # PIN attempts per account per lockout window from every address together (per pair: PIN_MAX_ATTEMPTS).
+    pin_account_max_attempts: Annotated[int, Field(ge=1, le=1000)] = 20
+    # PIN sign-in attempts per minute from one client address, and for one account (429 rate_limited).
+    pin_signin_address_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 30
+    pin_signin_account_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 10
+    # scrypt runs in a pool of its own: this many threads, and this many checks waiting; beyond that 503 busy.
+    pin_hash_threads: Annotated[int, Field(ge=1, le=16)] = 2
+    pin_hash_queue: Annotated[int, Field(ge=0, le=1000)] = 16
+    # Keys the in-memory counters (no REDIS_URL) may hold; a live lockout is never dropped to make room.
+    memory_counters_max_keys: Annotated[int, Field(ge=10, le=10_000_000)] = 100_000
 
     openai_api_key: SecretStr | None = None
     openai_base_url: HttpUrl | None = None

@@ -5,8 +5,12 @@
     python scripts/init_db.py --safe           create or upgrade, never drop (Render's preDeployCommand)
     python scripts/init_db.py --force          drop this service's tables and re-create them (CI)
     python scripts/init_db.py --check          exit 0 when up to date, 1 when migrations are pending
-    python scripts/init_db.py test-user --email a@example.com [--pin 1234] [--name "A. Tester"]
-    python scripts/init_db.py create-admin --email ops@example.com [--pin 246810] [--name N] [--promote]
+    python scripts/init_db.py test-user --email a@example.com [--pin-stdin] [--name "A. Tester"]
+    python scripts/init_db.py create-admin --email ops@example.com [--pin-stdin] [--name N] [--promote]
+    python scripts/init_db.py create-admin --user-id usr_0123abcd --promote     promote one user, named by id
+
+--pin-stdin asks for the PIN without echo on a terminal, or reads one line from a pipe; --pin PIN still
+works but leaves the PIN in `ps` output and shell history.
 
 The database comes from DATABASE_URL, read through Settings.from_env().
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import re
 import sqlite3
 import sys
@@ -265,44 +270,111 @@ def interactive(settings: Settings, timeout: float) -> int:
 # ------------------------------------------------------------------------------------------- accounts
 
 
+PIN_ON_COMMAND_LINE = (
+    "warning: --pin puts the PIN on the command line, where other users of this machine (ps, /proc) and your "
+    "shell history can read it; prefer --pin-stdin"
+)
+
+
 @dataclass(frozen=True)
 class AccountRequest:
-    email: str
+    email: str | None
     name: str | None
     pin_hash: str | None
     role: str
     promote: bool
+    user_id: str | None = None
+
+
+def read_pin(args: argparse.Namespace) -> str | None:
+    """The PIN to set, if any: from --pin (with a warning), or --pin-stdin (asked without echo on a terminal)."""
+    if args.pin is not None:
+        print(PIN_ON_COMMAND_LINE, file=sys.stderr)
+        return str(args.pin)
+    if not args.pin_stdin:
+        return None
+    if sys.stdin.isatty():
+        try:
+            first = getpass.getpass("PIN (4 to 8 digits, not shown): ")
+            second = getpass.getpass("Repeat the PIN: ")
+        except EOFError:
+            raise Failure("no PIN entered; nothing changed", USAGE) from None
+        if first != second:
+            raise Failure("the two PINs differ; nothing changed", USAGE)
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def account_request(args: argparse.Namespace) -> AccountRequest:
     """Validate everything before the database is touched, so bad input creates nothing."""
+    user_id = getattr(args, "user_id", None)
+    promote = getattr(args, "promote", False)
+    if args.email is None and user_id is None:
+        raise Failure("pass --email (or, to promote an existing user, --user-id with --promote)", USAGE)
+    if user_id is not None and not promote:
+        raise Failure("--user-id names an existing user to promote: pass --promote too", USAGE)
     try:
-        email = normalize_email(args.email)
-        if args.pin is not None:
-            validate_pin(args.pin)
+        email = normalize_email(args.email) if args.email is not None else None
+        pin = read_pin(args)
+        if pin is not None:
+            validate_pin(pin)
     except ValueError as exc:
         raise Failure(str(exc), USAGE) from None
     name = (args.name or "").strip() or None
-    pin_hash = hash_pin(args.pin) if args.pin is not None else None
-    return AccountRequest(email, name, pin_hash, args.role, getattr(args, "promote", False))
+    pin_hash = hash_pin(pin) if pin is not None else None
+    return AccountRequest(email, name, pin_hash, args.role, promote, user_id)
 
 
 def _is_duplicate(exc: Exception) -> bool:
     return isinstance(exc, (asyncpg.UniqueViolationError, sqlite3.IntegrityError))
 
 
-async def create_account(db: Database, req: AccountRequest) -> None:
-    await upgrade(db)
-    existing = await users.get_user_by_email(db, req.email)
-    if existing is not None and not (req.role == "admin" and req.promote):
+def describe(user: users.User) -> str:
+    login = f", Auth0 identity {user.auth0_sub}" if user.auth0_sub else ""
+    return f"{user.id} <{user.email or 'no e-mail'}> role {user.role}{login}"
+
+
+async def user_to_promote(db: Database, req: AccountRequest) -> users.User | None:
+    """The one existing user the request names, or None when a new one is to be created.
+
+    Promotion must name its user unambiguously: by id, or by an e-mail exactly one user has, and not one
+    that came from an Auth0 sign-in (before e-mails were only taken when verified, any caller could claim
+    any address there), since that would hand admin to whoever claimed it.
+    """
+    if req.user_id is not None:
+        user = await users.get_user(db, req.user_id)
+        if user is None:
+            raise Failure(f"no user with id {req.user_id}; nothing changed")
+        if req.email is not None and (user.email or "").lower() != req.email:
+            raise Failure(f"user {describe(user)} does not have the e-mail {req.email}; nothing changed")
+        return user
+    assert req.email is not None
+    found = await users.find_users_by_email(db, req.email)
+    if not found:
+        return None
+    if len(found) > 1:
+        listing = "; ".join(describe(u) for u in found)
+        raise Failure(f"{len(found)} users have the e-mail {req.email}: {listing}. Name one with --user-id")
+    existing = found[0]
+    if not (req.role == "admin" and req.promote):
         if req.role == "admin" and not existing.is_admin:
             raise Failure(
-                f"{req.email} already exists with role {existing.role}; pass --promote to make it an admin "
+                f"{req.email} already exists ({describe(existing)}); pass --promote to make it an admin "
                 "and issue a new API key (nothing changed)"
             )
         hint = "; pass --promote to issue a new API key" if req.role == "admin" else ""
         raise Failure(f"a user with email {req.email} already exists ({existing.id}); nothing created{hint}")
+    if existing.auth0_sub is not None:
+        raise Failure(
+            f"{req.email} belongs to {describe(existing)}, whose e-mail came from an Auth0 sign-in; check that "
+            f"this is the right person, then promote it by id: --user-id {existing.id} --promote (nothing changed)"
+        )
+    return existing
 
+
+async def create_account(db: Database, req: AccountRequest) -> None:
+    await upgrade(db)
+    existing = await user_to_promote(db, req)
     try:
         async with write_transaction(db):
             if existing is None:
@@ -323,7 +395,7 @@ async def create_account(db: Database, req: AccountRequest) -> None:
     pin = "PIN set" if req.pin_hash is not None else "no PIN"
     if existing is not None and req.pin_hash is None:
         pin = "PIN unchanged"
-    print(f"{action} user {user.id} <{req.email}> role {req.role}, {pin}")
+    print(f"{action} user {user.id} <{user.email or 'no e-mail'}> role {req.role}, {pin}")
     print(f"API key (shown only now, store it safely): {plaintext}")
 
 
@@ -359,13 +431,31 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=EXIT_CODES,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        sub.add_argument("--email", required=True, help="the user's email address (stored lowercased)")
-        sub.add_argument("--pin", help="4 to 8 digits, stored as a scrypt hash; omitted: the user has no PIN")
+        sub.add_argument(
+            "--email",
+            required=role != "admin",
+            help="the user's email address (stored lowercased)" + (" or --user-id" if role == "admin" else ""),
+        )
+        pin = sub.add_mutually_exclusive_group()
+        pin.add_argument(
+            "--pin-stdin",
+            action="store_true",
+            help="read the PIN (4 to 8 digits) from standard input: asked twice, without echo, on a terminal",
+        )
+        pin.add_argument(
+            "--pin",
+            help="the PIN on the command line (visible to other users in ps and kept in shell history; "
+            "prefer --pin-stdin). Without either the user has no PIN",
+        )
         sub.add_argument("--name", help="display name (new users only)")
         if role == "admin":
             sub.add_argument(
-                "--promote", action="store_true", help="if the email exists, make it an admin and issue a new key"
+                "--promote",
+                action="store_true",
+                help="make an existing user an admin and issue a new key: the one with --user-id, or the only "
+                "one with --email (not one created by an Auth0 sign-in: name that one by id)",
             )
+            sub.add_argument("--user-id", help="with --promote: the existing user to promote (usr_...)")
         sub.set_defaults(role=role)
     return parser
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from pydantic import Field
 from quart import Blueprint, Response, jsonify
 from quart_schema import validate_request, validate_response
 
 from ..auth import pins
+from ..auth.identity import Principal
 from ..auth.userinfo_cache import UserinfoCache
 from ..db import users
 from ..errors import APIError, ProviderUnconfigured
@@ -20,6 +21,23 @@ log = logging.getLogger(__name__)
 
 blueprint = Blueprint("identity", __name__)
 _userinfo_cache = UserinfoCache()
+
+
+class PinChangeIn(PinIn):
+    current_pin: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The PIN set now. Required to replace a PIN (always from a PIN session); not for a first PIN.",
+    )
+
+
+def stronger_auth_required(action: str) -> APIError:
+    return APIError(
+        403,
+        "stronger_auth_required",
+        f"{action} needs an Auth0 access token or an API key, not a PIN session.",
+    )
 
 
 @blueprint.get("/api/me")
@@ -60,25 +78,53 @@ async def protected_test() -> Response:
 
 
 @blueprint.put("/api/me/pin")
-@validate_request(PinIn)
+@validate_request(PinChangeIn)
 @require_auth()
-async def set_pin(data: PinIn) -> tuple[str, int]:
-    """Set or replace the caller's voice-assistant PIN (4-8 digits, stored as a scrypt hash)."""
+async def set_pin(data: PinChangeIn) -> tuple[str, int]:
+    """Set or replace the caller's voice-assistant PIN (4-8 digits, stored as a scrypt hash).
+
+    Replacing a PIN needs `current_pin` (checked like a sign-in: wrong guesses count towards the lockout);
+    a PIN session must always send it. Every session issued under the old PIN ends, this one included.
+    """
+    principal = current_principal()
     try:
         pins.validate_pin(data.pin)
     except ValueError as exc:
         raise APIError(400, "invalid_pin", str(exc), extra={"field": "pin"}) from None
-    digest = await asyncio.to_thread(pins.hash_pin, data.pin)
-    await users.set_pin_hash(resources().db(), current_principal().user.id, digest)
+    rs = resources()
+    user = principal.user
+    if principal.method == "session" and user.pin_hash is None:
+        raise stronger_auth_required("Setting a first PIN")  # only a legacy /mobile-auth session has no PIN
+    if user.pin_hash is not None:
+        if not data.current_pin:
+            raise APIError(
+                403, "current_pin_required", "Send current_pin to replace the PIN.", extra={"field": "current_pin"}
+            )
+        await rs.pin_signin.verify_current(user, data.current_pin, client_address())
+    digest = await rs.pin_signin.hash_pin(data.pin)
+    if not await users.replace_pin_hash(rs.db(), user.id, user.pin_hash, digest):
+        raise APIError(409, "conflict", "The PIN was changed by another request meanwhile; nothing changed.")
+    log.info("PIN %s for user %s by %s", "replaced" if user.pin_hash else "set", user.id, principal.method)
     return "", 204
 
 
 @blueprint.delete("/api/me/pin")
 @require_auth()
 async def clear_pin() -> tuple[str, int]:
-    """Remove the caller's PIN; PIN sign-in stops working for this user."""
-    await users.set_pin_hash(resources().db(), current_principal().user.id, None)
+    """Remove the caller's PIN: PIN sign-in stops working for this user and every PIN session ends.
+
+    Needs an Auth0 token or an API key (this is also how a forgotten PIN is reset), not a PIN session.
+    """
+    principal = current_principal()
+    refuse_pin_session(principal, "Removing the PIN")
+    await users.set_pin_hash(resources().db(), principal.user.id, None)
+    log.info("PIN cleared for user %s by %s", principal.user.id, principal.method)
     return "", 204
+
+
+def refuse_pin_session(principal: Principal, action: str) -> None:
+    if principal.method == "session":
+        raise stronger_auth_required(action)
 
 
 @blueprint.post("/api/auth/pin")
@@ -108,7 +154,7 @@ async def mobile_auth(data: MobileAuthIn) -> Response:
         raise APIError(401, "invalid_credentials", "Unknown user.")
     return jsonify(
         {
-            "token": rs.sessions.issue(user.id),
+            "token": rs.sessions.issue(user.id, user.pin_hash),
             "token_type": "Bearer",
             "expires_in": rs.sessions.ttl_s,
             "user": user.public(),

@@ -9,6 +9,7 @@ from ..db import api_keys
 from ..errors import APIError
 from ..web.guards import current_principal, require_auth
 from ..web.state import resources
+from .identity import refuse_pin_session
 from .schemas import ApiKeyCreatedOut, ApiKeyIn, ApiKeyListOut, ApiKeyOut
 
 blueprint = Blueprint("keys", __name__)
@@ -21,9 +22,15 @@ MAX_ACTIVE_KEYS = 50
 @validate_response(ApiKeyCreatedOut, 201)
 @require_auth()
 async def create_key(data: ApiKeyIn) -> tuple[ApiKeyCreatedOut, int]:
-    """Create an API key for the caller. The full key is in this response only."""
+    """Create an API key for the caller. The full key is in this response only.
+
+    A key never expires, so it takes an Auth0 access token or an existing API key: a PIN session (a short
+    secret, a 12-hour token) may not turn itself into a permanent credential (403 stronger_auth_required).
+    """
+    principal = current_principal()
+    refuse_pin_session(principal, "Creating an API key")
     db = resources().db()
-    user_id = current_principal().user.id
+    user_id = principal.user.id
     active = [k for k in await api_keys.list_keys(db, user_id) if k.revoked_at is None]
     if len(active) >= MAX_ACTIVE_KEYS:
         raise APIError(409, "too_many_keys", f"At most {MAX_ACTIVE_KEYS} active keys; revoke one first.")

@@ -5,14 +5,24 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
 
 
+class CountersFull(Exception):
+    """The in-memory store has no room for a new key without dropping a live lockout."""
+
+
 class CounterStore(Protocol):
-    async def hit(self, key: str, window_s: int) -> tuple[int, float]:
-        """Increment `key`, starting a `window_s` window on first hit. Returns (count, seconds left)."""
+    async def hit(self, key: str, window_s: int, *, lock_at: int | None = None) -> tuple[int, float]:
+        """Increment `key`, starting a `window_s` window on first hit. Returns (count, seconds left).
+
+        `lock_at`: the entry is a live lockout once its count reaches this value. A store that must make
+        room never drops a live lockout; MemoryCounters raises CountersFull for a new key instead.
+        """
 
     async def peek(self, key: str) -> tuple[int, float]:
         """Current (count, seconds left) without incrementing; (0, 0) when absent."""
@@ -23,56 +33,86 @@ class CounterStore(Protocol):
     async def clear(self, key: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class _Entry:
+    count: int
+    until: float  # monotonic expiry
+    lock_at: int  # 0: never a lockout
+
+    @property
+    def locking(self) -> bool:
+        return self.lock_at > 0 and self.count >= self.lock_at
+
+
 class MemoryCounters:
-    """Per-process counters. Right for one worker; use Redis once there are several."""
+    """Per-process counters. Right for one worker; use Redis once there are several.
 
-    def __init__(self, max_keys: int = 100_000) -> None:
-        self._items: dict[str, tuple[int, float]] = {}
+    Bounded at `max_keys`. To make room for a new key it drops expired entries, then the entries that
+    are not live lockouts (closest to expiry first); it never drops a live lockout, so a flood of
+    made-up e-mails cannot erase the lockout of a real one. When only live lockouts are left, a new key
+    is refused with CountersFull (sign-in answers 503 `busy`) until the earliest of them expires.
+    """
+
+    def __init__(self, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._items: dict[str, _Entry] = {}
         self._max_keys = max_keys
+        self._clock = clock
         self._lock = asyncio.Lock()
+        self._full_until = float("-inf")  # no room for new keys before then: every entry is a live lockout
 
-    def _live(self, key: str, now: float) -> tuple[int, float] | None:
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _live(self, key: str, now: float) -> _Entry | None:
         item = self._items.get(key)
         if item is None:
             return None
-        if item[1] <= now:
+        if item.until <= now:
             del self._items[key]
             return None
         return item
 
-    async def hit(self, key: str, window_s: int) -> tuple[int, float]:
-        now = time.monotonic()
+    async def hit(self, key: str, window_s: int, *, lock_at: int | None = None) -> tuple[int, float]:
+        now = self._clock()
         async with self._lock:
             item = self._live(key, now)
             if item is None:
                 if len(self._items) >= self._max_keys:
-                    self._evict(now)
-                item = (0, now + window_s)
-            item = (item[0] + 1, item[1])
+                    self._make_room(now)
+                item = _Entry(0, now + window_s, lock_at or 0)
+            item = _Entry(item.count + 1, item.until, lock_at or item.lock_at)
             self._items[key] = item
-        return item[0], item[1] - now
+        return item.count, item.until - now
 
     async def peek(self, key: str) -> tuple[int, float]:
-        now = time.monotonic()
+        now = self._clock()
         item = self._live(key, now)
-        return (0, 0.0) if item is None else (item[0], item[1] - now)
+        return (0, 0.0) if item is None else (item.count, item.until - now)
 
     async def extend(self, key: str, seconds: int) -> None:
         item = self._items.get(key)
         if item is not None:
-            self._items[key] = (item[0], time.monotonic() + seconds)
+            self._items[key] = _Entry(item.count, self._clock() + seconds, item.lock_at)
 
     async def clear(self, key: str) -> None:
         self._items.pop(key, None)
 
-    def _evict(self, now: float) -> None:
-        expired = [k for k, (_, until) in self._items.items() if until <= now]
-        for key in expired:
+    def _make_room(self, now: float) -> None:
+        if now < self._full_until:
+            # Nothing has expired since the last full scan, and entries only ever become lockouts.
+            raise CountersFull()
+        for key in [k for k, item in self._items.items() if item.until <= now]:
             del self._items[key]
-        # Still full: forget the windows closest to expiry, which matter least.
-        if len(self._items) >= self._max_keys:
-            for key, _ in sorted(self._items.items(), key=lambda kv: kv[1][1])[: self._max_keys // 10]:
-                del self._items[key]
+        if len(self._items) < self._max_keys:
+            return
+        # Still full: forget the ordinary windows closest to expiry, which matter least. Never a lockout.
+        evictable = sorted((item.until, key) for key, item in self._items.items() if not item.locking)
+        for _, key in evictable[: max(1, self._max_keys // 10)]:
+            del self._items[key]
+        if len(self._items) < self._max_keys:
+            return
+        self._full_until = min(item.until for item in self._items.values())
+        raise CountersFull()
 
 
 class RedisCounters:
@@ -82,7 +122,9 @@ class RedisCounters:
         self.client = client
         self.prefix = prefix
 
-    async def hit(self, key: str, window_s: int) -> tuple[int, float]:
+    async def hit(self, key: str, window_s: int, *, lock_at: int | None = None) -> tuple[int, float]:
+        # Redis keeps every key until its TTL, unless its maxmemory policy evicts: run it with `noeviction`,
+        # since every other policy may drop a live lockout. `lock_at` only matters to MemoryCounters.
         name = self.prefix + key
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.incr(name)

@@ -35,8 +35,11 @@ class Principal:
     token: str | None = None
 
     @property
-    def rate_subject(self) -> str:
-        return f"key:{self.api_key_id}" if self.api_key_id else f"user:{self.user.id}"
+    def rate_subjects(self) -> tuple[str, ...]:
+        """What a request is counted against: its user always, and its API key too when it used one, so
+        that minting more keys does not multiply a user's budget."""
+        user = f"user:{self.user.id}"
+        return (f"key:{self.api_key_id}", user) if self.api_key_id else (user,)
 
 
 class AuthError(APIError):
@@ -109,9 +112,10 @@ class Authenticator:
         return Principal(user=user, method="api_key", is_admin=user.is_admin, api_key_id=record.id)
 
     async def _session(self, token: str) -> Principal:
-        user_id = self.sessions.user_id(token)
-        user = await users.get_user(self.database.get(), user_id) if user_id else None
-        if user is None:
+        session = self.sessions.read(token)
+        user = await users.get_user(self.database.get(), session.user_id) if session else None
+        # A PIN change or removal ends every session issued under the previous PIN.
+        if user is None or session is None or not self.sessions.current(session, user.pin_hash):
             raise AuthError("Invalid or expired session token")
         return Principal(user=user, method="session", is_admin=user.is_admin)
 
@@ -128,19 +132,30 @@ class Authenticator:
 
     async def _user_for_claims(self, claims: dict[str, Any]) -> User:
         sub = str(claims["sub"])
-        user = await users.get_user_by_sub(self.database.get(), sub)
+        db = self.database.get()
+        user = await users.get_user_by_sub(db, sub)
         if user is not None:
             return user
         email = claims.get("email") if isinstance(claims.get("email"), str) else None
-        # Never link to an existing account by e-mail: the claim is not proof of owning that account.
-        if email and await users.get_user_by_email(self.database.get(), email) is not None:
+        if claims.get("email_verified") is not True:
+            # An unverified address proves nothing: storing it would squat it (PIN sign-in, init_db promotion).
             email = None
+        if email:
+            existing = await users.get_user_by_email(db, email)
+            if existing is not None:
+                # A verified address links this identity to the account holding it, unless another Auth0
+                # identity already owns that account; then the new user gets no e-mail (it is unique).
+                linked = await users.link_auth0_sub(db, existing.id, sub) if existing.auth0_sub is None else None
+                if linked is not None:
+                    log.info("linked Auth0 identity %s to user %s by verified e-mail", sub, linked.id)
+                    return linked
+                email = None
         name = claims.get("name") if isinstance(claims.get("name"), str) else None
         try:
-            return await users.create_user(self.database.get(), auth0_sub=sub, email=email, name=name)
+            return await users.create_user(db, auth0_sub=sub, email=email, name=name)
         except Exception:
-            # Two first requests raced to create the same user; the other one won.
-            existing = await users.get_user_by_sub(self.database.get(), sub)
+            # Two first requests raced to create (or link) the same user; the other one won.
+            existing = await users.get_user_by_sub(db, sub)
             if existing is None:
                 raise
             return existing

@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 ALGORITHMS = ["RS256"]
 MAX_TOKEN_BYTES = 8192
+# python-jose checks `aud` (and `iss`) only when the claim is present: a token without one would pass.
+# Requiring them turns a missing claim into a refusal.
+REQUIRED = ("aud", "iss", "exp", "iat", "sub")
+REQUIRED_CLAIMS = {f"require_{claim}": True for claim in REQUIRED}
 
 
 class TokenError(Exception):
@@ -62,6 +66,14 @@ class Auth0Verifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise TokenError("token has no key id")
+        try:
+            unverified = jwt.get_unverified_claims(token)
+        except JWTError:
+            raise TokenError("token is malformed") from None
+        missing = [claim for claim in REQUIRED if claim not in unverified]
+        if missing:
+            # Also enforced by decode() below; checked first only to name the claim (jose says "signature").
+            raise TokenError(f"token has no {', '.join(missing)} claim")
         key = await self._key(kid)
         if key is None:
             raise TokenError("token signing key is unknown")
@@ -72,7 +84,7 @@ class Auth0Verifier:
                 algorithms=ALGORITHMS,
                 audience=self.audience,
                 issuer=self.issuer,
-                options={"leeway": self.leeway_s, "require_exp": True, "require_iat": True, "require_sub": True},
+                options={"leeway": self.leeway_s, **REQUIRED_CLAIMS},
             )
         except ExpiredSignatureError:
             raise TokenError("token has expired") from None
@@ -80,6 +92,8 @@ class Auth0Verifier:
             raise TokenError(f"token claims are invalid: {exc}") from None
         except JWTError:
             raise TokenError("token signature is invalid") from None
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise TokenError("token subject is invalid")
         iat = claims.get("iat")
         if isinstance(iat, (int, float)) and iat > time.time() + self.leeway_s:
             raise TokenError("token was issued in the future")

@@ -79,12 +79,45 @@ async def get_user_by_email(db: Database, email: str) -> User | None:
     return _row(await db.fetch_one(sa.select(users).where(users.c.email == normalize_email(email))))
 
 
+async def find_users_by_email(db: Database, email: str) -> list[User]:
+    """Every user whose e-mail matches ignoring case (rows written before e-mails were normalized may differ)."""
+    query = sa.select(users).where(sa.func.lower(users.c.email) == normalize_email(email)).order_by(users.c.created_at)
+    return [u for u in (_row(r) for r in await db.fetch_all(query)) if u is not None]
+
+
 async def get_user_by_sub(db: Database, sub: str) -> User | None:
     return _row(await db.fetch_one(sa.select(users).where(users.c.auth0_sub == sub)))
 
 
+async def link_auth0_sub(db: Database, user_id: str, sub: str) -> User | None:
+    """Attach an Auth0 identity to a user that has none yet; None if it got one meanwhile (or is gone).
+
+    One statement with RETURNING, so two identities racing for the same account cannot both win.
+    """
+    query = (
+        users.update()
+        .where(users.c.id == user_id, users.c.auth0_sub.is_(None))
+        .values(auth0_sub=sub, updated_at=now())
+        .returning(*users.c)
+    )
+    return _row(await db.fetch_one(query))
+
+
 async def set_pin_hash(db: Database, user_id: str, pin_hash: str | None) -> None:
     await db.execute(users.update().where(users.c.id == user_id).values(pin_hash=pin_hash, updated_at=now()))
+
+
+async def replace_pin_hash(db: Database, user_id: str, expected: str | None, pin_hash: str | None) -> bool:
+    """Store (or clear) the PIN hash only if the stored one is still `expected`: a compare-and-set, so a
+    change checked against the current PIN cannot overwrite a concurrent change. False when nothing changed."""
+    current = users.c.pin_hash.is_(None) if expected is None else users.c.pin_hash == expected
+    query = (
+        users.update()
+        .where(users.c.id == user_id, current)
+        .values(pin_hash=pin_hash, updated_at=now())
+        .returning(users.c.id)
+    )
+    return await db.fetch_one(query) is not None
 
 
 async def set_role(db: Database, user_id: str, role: str) -> None:

@@ -24,7 +24,8 @@ async def authenticate_request() -> Principal:
 
 
 async def enforce_rate_limit(principal: Principal) -> None:
-    decision = await resources().rate_limiter.check(principal.rate_subject)
+    """Count the request against its API key and its user: both budgets must allow it."""
+    decision = await resources().rate_limiter.check_all(principal.rate_subjects)
     g.rate_limit = decision
     if not decision.allowed:
         raise APIError(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.users import make_user
+from tests.support.users import make_user, unique_email
 
 
 async def test_key_lifecycle(make_app, backend_env) -> None:
@@ -78,3 +78,21 @@ async def test_key_name_is_validated(make_app) -> None:
     assert response.status_code == 400
     assert body["error"] == "validation_error"
     assert "name" in body["fields"]
+
+
+async def test_a_pin_session_cannot_mint_api_keys(make_app, backend_env) -> None:
+    """A PIN (4-8 digits) and a 12-hour session must not become a credential that never expires."""
+    # The per-address sign-in limit is lifted: Redis counters are shared with the rest of the suite.
+    async with make_app(**backend_env, PIN_SIGNIN_ADDRESS_PER_MINUTE="100000") as (app, client):
+        user, key = await make_user(app, pin="314159", email=unique_email("keys"))
+        signed = await client.post("/api/auth/pin", json={"email": user.email, "pin": "314159"})
+        session = {"Authorization": f"Bearer {(await signed.get_json())['token']}"}
+
+        refused = await client.post("/api/keys", json={"name": "from-pin"}, headers=session)
+        assert refused.status_code == 403
+        body = await refused.get_json()
+        assert body["error"] == "stronger_auth_required" and "API key" in body["message"]
+        listed = await (await client.get("/api/keys", headers=session)).get_json()
+        assert [k["name"] for k in listed["keys"]] == ["test"]  # nothing was created
+        # An existing API key (or an Auth0 token) still can.
+        assert (await client.post("/api/keys", json={"name": "laptop"}, headers={"x-api-key": key})).status_code == 201

@@ -1,7 +1,8 @@
-"""Per-key request limits: 429 with Retry-After once the minute's budget is spent, on both backends."""
+"""Per-key and per-user request limits: 429 with Retry-After once the minute's budget is spent, on both backends."""
 
 from __future__ import annotations
 
+from quart_app.db import api_keys
 from tests.support.users import make_user
 
 
@@ -42,3 +43,22 @@ async def test_redis_outage_fails_open_for_rate_limits_and_closed_for_pins(make_
         pin = await client.post("/api/auth/pin", json={"email": user.email, "pin": "2468"})
         assert pin.status_code == 503
         assert (await pin.get_json())["error"] == "message_queue_unavailable"
+
+
+async def test_more_keys_do_not_buy_more_budget(make_app, backend_env) -> None:
+    """Requests count against the key and against its user: spreading them over many keys gains nothing."""
+    async with make_app(**backend_env, RATE_LIMIT_PER_MINUTE="3") as (app, client):
+        user, key = await make_user(app)
+        db = app.extensions["resources"].db()
+        extra = [(await api_keys.create_api_key(db, user.id, f"k{i}"))[1] for i in range(3)]
+        _, stranger = await make_user(app)
+
+        statuses = [
+            (await client.get("/api/protected/test", headers={"x-api-key": k})).status_code for k in (key, *extra)
+        ]
+        assert statuses == [200, 200, 200, 429]
+        limited = await client.get("/api/protected/test", headers={"x-api-key": extra[1]})
+        assert limited.status_code == 429 and (await limited.get_json())["error"] == "rate_limited"
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        # Another user is not affected.
+        assert (await client.get("/api/protected/test", headers={"x-api-key": stranger})).status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pty
 import re
@@ -454,3 +455,152 @@ async def test_unreachable_database_exits_3_without_the_password(args: tuple[str
     assert "s3cretpw" not in output
     assert "Traceback" not in output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------- promotion names one user
+
+
+async def test_promote_by_user_id(db_url: str) -> None:
+    assert (await run(db_url, "test-user", "--email", "by-id@example.com")).returncode == 0
+    async with opened(db_url) as db:
+        user = await users.get_user_by_email(db, "by-id@example.com")
+    assert user is not None
+
+    missing = await run(db_url, "create-admin", "--user-id", "usr_nobody", "--promote")
+    assert missing.returncode == 1 and "no user with id usr_nobody" in missing.stderr
+    no_flag = await run(db_url, "create-admin", "--user-id", user.id)
+    assert no_flag.returncode == 2 and "--promote" in no_flag.stderr
+    mismatch = await run(db_url, "create-admin", "--user-id", user.id, "--email", "other@example.com", "--promote")
+    assert mismatch.returncode == 1 and "does not have the e-mail" in mismatch.stderr
+
+    promoted = await run(db_url, "create-admin", "--user-id", user.id, "--promote")
+    assert promoted.returncode == 0, promoted.stderr
+    key = issued_key(promoted)
+    assert f"promoted to admin: user {user.id} <by-id@example.com>" in promoted.stdout
+    async with opened(db_url) as db:
+        after = await users.get_user(db, user.id)
+        assert after is not None and after.role == "admin"
+        assert (await find_active_key(db, key)).user_id == user.id  # type: ignore[union-attr]
+
+
+async def test_promote_by_email_refuses_an_ambiguous_address(db_url: str) -> None:
+    assert (await run(db_url, "--safe")).returncode == 0
+    async with opened(db_url) as db:
+        # Rows written before e-mails were normalized can differ only in case.
+        for user_id, email in (("usr_aaaa", "Twin@Example.com"), ("usr_bbbb", "twin@example.com")):
+            await db.execute(
+                "INSERT INTO users (id, email, role, created_at, updated_at) VALUES (:id, :email, 'user', 1, 1)",
+                {"id": user_id, "email": email},
+            )
+    result = await run(db_url, "create-admin", "--email", "twin@example.com", "--promote")
+    assert result.returncode == 1
+    assert "2 users have the e-mail twin@example.com" in result.stderr
+    assert "usr_aaaa" in result.stderr and "usr_bbbb" in result.stderr and "--user-id" in result.stderr
+    assert not KEY_LINE.search(result.stdout)
+    async with opened(db_url) as db:
+        assert await db.fetch_val("SELECT COUNT(*) FROM users WHERE role = 'admin'") == 0
+
+
+async def test_promote_by_email_refuses_a_user_from_an_auth0_sign_in(db_url: str) -> None:
+    """Such an e-mail may have come from an unverified claim: whoever wrote it would become admin."""
+    assert (await run(db_url, "--safe")).returncode == 0
+    async with opened(db_url) as db:
+        squatter = await users.create_user(db, email="boss@example.com", auth0_sub="auth0|someone")
+    result = await run(db_url, "create-admin", "--email", "boss@example.com", "--promote")
+    assert result.returncode == 1
+    assert "auth0|someone" in result.stderr and f"--user-id {squatter.id}" in result.stderr
+    async with opened(db_url) as db:
+        assert (await users.get_user(db, squatter.id)).role == "user"  # type: ignore[union-attr]
+        assert await db.fetch_val("SELECT COUNT(*) FROM api_keys") == 0
+
+
+# --------------------------------------------------------------------------- the PIN off the command line
+
+
+async def test_pin_from_stdin_is_not_on_the_command_line(db_url: str) -> None:
+    pin = "24681357"
+    result = await run(db_url, "test-user", "--email", "stdin@example.com", "--pin-stdin", stdin_text=pin + "\n")
+    assert result.returncode == 0, result.stderr
+    issued_key(result)
+    assert pin not in result.stdout + result.stderr
+    assert "warning" not in result.stderr
+    async with opened(db_url) as db:
+        user = await users.get_user_by_email(db, "stdin@example.com")
+        assert user is not None and user.pin_hash is not None and verify_pin(pin, user.pin_hash)
+
+
+async def test_pin_on_the_command_line_still_works_with_a_warning(tmp_path: Path) -> None:
+    db_url = f"sqlite+aiosqlite:///{tmp_path}/t.db"
+    result = await run(db_url, "test-user", "--email", "argv@example.com", "--pin", "1357")
+    assert result.returncode == 0, result.stderr
+    assert "warning: --pin" in result.stderr and "--pin-stdin" in result.stderr
+    both = await run(db_url, "test-user", "--email", "both@example.com", "--pin", "1357", "--pin-stdin")
+    assert both.returncode == 2
+
+
+async def test_bad_pin_from_stdin_creates_nothing(tmp_path: Path) -> None:
+    db_url = f"sqlite+aiosqlite:///{tmp_path}/t.db"
+    result = await run(db_url, "test-user", "--email", "bad@example.com", "--pin-stdin", stdin_text="12\n")
+    assert result.returncode == 2 and "4 to 8 digits" in result.stderr
+    assert not (tmp_path / "t.db").exists()
+
+
+def _pin_prompt_session(db_url: str, email: str, typed: list[str]) -> tuple[int, str, bytes]:
+    """Run test-user --pin-stdin on a pseudo-terminal and type each entry of `typed` once it is asked for.
+
+    Returns (exit code, stdout + stderr, everything the terminal echoed back). The process gets a session of
+    its own, so getpass has no /dev/tty to open and uses the pseudo-terminal on stdin, turning echo off.
+    """
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, SCRIPT, "test-user", "--email", email, "--pin-stdin"],
+        cwd=ROOT,
+        env=script_env(db_url),
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    os.close(slave)
+    echoed = b""
+    prompts = b""
+    try:
+        for asked, entry in enumerate(typed):
+            deadline = time.monotonic() + 30  # a hang guard only
+            while prompts.count(b": ") <= asked and time.monotonic() < deadline:
+                ready, _, _ = select.select([proc.stderr, master], [], [], 1.0)
+                if proc.stderr in ready:
+                    chunk = os.read(proc.stderr.fileno(), 4096)  # type: ignore[union-attr]
+                    if not chunk:
+                        break
+                    prompts += chunk
+                if master in ready:
+                    echoed += os.read(master, 4096)
+            os.write(master, entry.encode() + b"\n")
+        out, err = proc.communicate(timeout=30)
+        with contextlib.suppress(OSError):
+            while select.select([master], [], [], 0.2)[0]:
+                data = os.read(master, 4096)
+                if not data:
+                    break
+                echoed += data
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, prompts.decode() + out.decode() + err.decode(), echoed
+
+
+async def test_pin_prompt_on_a_terminal_does_not_echo(tmp_path: Path) -> None:
+    db_url = f"sqlite+aiosqlite:///{tmp_path}/t.db"
+    code, output, echoed = await asyncio.to_thread(_pin_prompt_session, db_url, "tty@example.com", ["97531", "97531"])
+    assert code == 0, output
+    assert "PIN (4 to 8 digits, not shown):" in output and "Repeat the PIN:" in output
+    assert b"97531" not in echoed and "97531" not in output
+    async with opened(db_url) as db:
+        user = await users.get_user_by_email(db, "tty@example.com")
+        assert user is not None and user.pin_hash is not None and verify_pin("97531", user.pin_hash)
+
+    code, output, _ = await asyncio.to_thread(_pin_prompt_session, db_url, "typo@example.com", ["1234", "1243"])
+    assert code == 2 and "the two PINs differ" in output
+    assert await count(db_url, "users") == 1
