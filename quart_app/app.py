@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import AsyncGenerator
@@ -11,14 +12,19 @@ from quart import Quart, Response, g, request
 from quart_cors import cors
 from quart_schema import QuartSchema
 
+from .api.monitoring import observe_request, start_request_timer
 from .api.openapi_provider import ValidOpenAPIProvider
+from .calls.feature import RealtimeCalls, openai_connector, twilio_control
 from .features import FeatureFactory
 from .logging_setup import configure_logging
 from .process.serving import serving
 from .resources import Resources
 from .settings import Settings, secret
+from .sockets.audio_stream import AudioStreamSocket
+from .sockets.monitoring import MonitoringSocket, calls_figures, monitored, stream_figures
 from .sockets.server import build_socketio
 from .sockets.system import SystemSocket
+from .telephony import twiml
 from .transcribe.jobs import JobRunner
 from .version import VERSION
 from .web.errors import register_error_handlers
@@ -34,11 +40,28 @@ def _jobs(resources: Resources) -> JobRunner:
     return JobRunner(resources.settings, resources.database, resources.providers, resources.billing)
 
 
+def _realtime_calls(resources: Resources) -> RealtimeCalls:
+    settings = resources.settings
+    return RealtimeCalls(
+        settings,
+        resources.database,
+        connector=openai_connector(settings),
+        control=twilio_control(settings, resources.http),
+        apology_twiml=twiml.say_and_hang_up(twiml.APOLOGY),
+    )
+
+
 # The routes that accept a large body (multipart uploads); any other body is limited to MAX_JSON_KB.
-UPLOAD_PATHS = frozenset({"/transcriptions/deepgram", "/transcriptions/whisper", "/transcriptions/jobs"})
+UPLOAD_PATHS = re.compile(r"^/transcriptions/(deepgram|whisper|jobs)$|^/api/tenants/[^/]+/documents$")
 
 # The features, started in this order and drained and stopped in reverse. A new feature adds its factory here.
-FEATURES_ENABLED: tuple[FeatureFactory, ...] = (SystemSocket, _jobs)
+FEATURES_ENABLED: tuple[FeatureFactory, ...] = (
+    SystemSocket,
+    _jobs,
+    monitored(AudioStreamSocket, stream_figures),  # monitored(): also registers the feature's dashboard figures
+    monitored(_realtime_calls, calls_figures),
+    MonitoringSocket,
+)
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -61,8 +84,8 @@ def create_app(settings: Settings | None = None) -> Quart:
             app,
             allow_origin="*" if wildcard else list(settings.cors_origins),
             allow_credentials=not wildcard,
-            allow_headers=["Authorization", "Content-Type", "x-api-key", "X-Request-ID", "Idempotency-Key"],
-            expose_headers=["X-Request-ID", "Retry-After", "Idempotent-Replay", "Location"],
+            allow_headers=["Authorization", "Content-Type", "x-api-key", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
         )
 
     sio = build_socketio(settings)
@@ -86,7 +109,9 @@ def create_app(settings: Settings | None = None) -> Quart:
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
 
+    app.before_request(start_request_timer)  # /metrics times every request, refusals included
     app.before_request(authenticate_before_body)  # after the request id: refusals carry it
+    app.after_request(observe_request)
 
     @app.after_request
     async def add_request_id(response: Response) -> Response:
@@ -114,14 +139,29 @@ def create_app(settings: Settings | None = None) -> Quart:
 
 
 def _register_blueprints(app: Quart, settings: Settings) -> None:
-    from .api import calls, health, identity, jobs, keys, transcriptions, translations, usage
-    from .pages import docs
-    from .telephony import webhooks
+    from .api import calls, health, identity, jobs, keys, monitoring, tenants, transcriptions, translations, usage
+    from .pages import dashboard, docs
+    from .streams import audio_stream
+    from .telephony import media_stream, voice, webhooks
 
-    for module in (health, identity, keys, transcriptions, jobs, translations, usage, calls, docs):
+    for module in (
+        health,
+        identity,
+        keys,
+        transcriptions,
+        jobs,
+        translations,
+        usage,
+        calls,
+        tenants,
+        docs,
+        monitoring,
+        dashboard,
+        audio_stream,
+    ):
         app.register_blueprint(module.blueprint)
     # Twilio and voice-assistant routes also answer under APP_ROUTE_PREFIX so old webhook URLs keep working.
-    for module in (webhooks,):
+    for module in (webhooks, voice, media_stream):
         app.register_blueprint(module.blueprint)
         if settings.app_route_prefix:
             app.register_blueprint(

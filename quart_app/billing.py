@@ -174,3 +174,93 @@ class Billing:
             )
 
         return await self.commit(user_id, charge, write)
+
+    # ----- live streams (quart_app/live): text saved as it comes, metered once when the stream ends -------------
+
+    def stream_charge(self, *, endpoint: str, request_id: str, duration_ms: int, audio_seconds: float) -> Charge:
+        """A live stream's usage row: Deepgram streaming, by audio seconds."""
+        price = self.prices.get("deepgram_live_per_minute", self.prices[TRANSCRIBE_PRICE["deepgram"]])
+        return Charge(
+            service="transcription.deepgram_live",
+            endpoint=endpoint,
+            request_id=request_id,
+            duration_ms=duration_ms,
+            audio_seconds=audio_seconds,
+            cost_usd=audio_seconds / 60.0 * price,
+        )
+
+    async def open_stream_transcription(
+        self,
+        user_id: str,
+        *,
+        provider: str,
+        model: str | None,
+        language: str | None,
+        transcript: str,
+        segments: list[transcriptions.Segment],
+        duration_s: float,
+    ) -> transcriptions.Transcription:
+        """Create a live stream's transcription (source=stream) holding its text so far. Bills nothing."""
+        return await transcriptions.create(
+            self.database.get(),
+            user_id=user_id,
+            provider=provider,
+            transcript=transcript,
+            model=model,
+            language=language,
+            duration_s=duration_s,
+            segments=segments,
+            source="stream",
+        )
+
+    async def append_stream_text(
+        self, transcription_id: str, *, transcript: str, segments: list[transcriptions.Segment], duration_s: float
+    ) -> None:
+        """Save a live stream's text so far (every final up to now) into its transcription. Bills nothing."""
+        await transcriptions.update_stream_text(
+            self.database.get(), transcription_id, transcript=transcript, segments=segments, duration_s=duration_s
+        )
+
+    async def finish_stream(
+        self,
+        user_id: str,
+        transcription_id: str | None,
+        *,
+        provider: str,
+        model: str | None,
+        language: str | None,
+        transcript: str,
+        segments: list[transcriptions.Segment],
+        duration_s: float,
+        charge: Charge | None,
+    ) -> transcriptions.Transcription:
+        """The stream's final text and its one usage row in one transaction (no row when `charge` is None).
+
+        Creates the transcription if no text was saved before (or the user deleted it meanwhile).
+        """
+
+        async def write(db: Database) -> transcriptions.Transcription:
+            if transcription_id is not None:
+                updated = await transcriptions.update_stream_text(
+                    db, transcription_id, transcript=transcript, segments=segments, duration_s=duration_s
+                )
+                record = await transcriptions.get_owned(db, user_id, transcription_id) if updated else None
+                if record is not None:
+                    return record
+            return await transcriptions.create(
+                db,
+                user_id=user_id,
+                provider=provider,
+                transcript=transcript,
+                model=model,
+                language=language,
+                duration_s=duration_s,
+                segments=segments,
+                source="stream",
+            )
+
+        if charge is not None:
+            return await self.commit(user_id, charge, write)
+        db = self.database.get()
+        async with write_transaction(db):
+            return await write(db)

@@ -28,6 +28,8 @@ from .auth.sessions import SessionTokens
 from .auth.signin import PinHasher, PinSignIn
 from .billing import Billing
 from .db.handle import DatabaseHandle
+from .monitoring.hub import Monitoring
+from .monitoring.providers import instrument
 from .providers.auth0 import Auth0Client
 from .providers.registry import Providers, build_providers
 from .settings import Settings
@@ -54,6 +56,13 @@ class TrackedSocket:
         self.kind = kind
         self.closing = asyncio.Event()
         self.closed = asyncio.Event()
+        # Tasks blocked in `web.websockets.receive_or_drain`; the drain cancels them to wake them up.
+        self.receivers: set[asyncio.Task[object]] = set()
+
+    def close(self) -> None:
+        self.closing.set()
+        for task in list(self.receivers):
+            task.cancel()
 
 
 class WebSocketRegistry:
@@ -82,7 +91,7 @@ class WebSocketRegistry:
         """Ask every open socket to close and wait (at most `within` s) until their handlers are done."""
         sockets = list(self._open)
         for socket in sockets:
-            socket.closing.set()
+            socket.close()
         if sockets:
             await asyncio.wait([asyncio.create_task(s.closed.wait()) for s in sockets], timeout=within)
         return len(sockets)
@@ -107,6 +116,7 @@ class Resources:
     billing: Billing
     readiness: Readiness
     websockets: WebSocketRegistry
+    monitoring: Monitoring  # figures the features register, provider calls, loop lag, Prometheus
     secret_key: str = field(repr=False)
 
     def db(self) -> Database:
@@ -133,7 +143,8 @@ async def open_resources(settings: Settings, sio: socketio.AsyncServer, secret_k
         if settings.redis_url:
             redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=2)
             stack.push_async_callback(_quietly, redis.aclose)
-        providers = build_providers(settings)
+        monitoring = Monitoring(settings)
+        providers = instrument(build_providers(settings), monitoring.providers)  # provider calls are measured
         stack.push_async_callback(_quietly, providers.close)
         database = DatabaseHandle(settings.database_url, settings.database_pool_size)
         stack.push_async_callback(database.close)
@@ -181,6 +192,7 @@ async def open_resources(settings: Settings, sio: socketio.AsyncServer, secret_k
             billing=Billing(database, settings.prices),
             readiness=Readiness(),
             websockets=WebSocketRegistry(),
+            monitoring=monitoring,
             secret_key=secret_key,
         )
         database.open_in_background()

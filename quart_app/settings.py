@@ -26,6 +26,7 @@ MIN_PRODUCTION_SECRET_CHARS = 32
 # USD list prices used for usage_logs.cost_usd; override any of them with PRICES="name=value,...".
 DEFAULT_PRICES: dict[str, float] = {
     "deepgram_per_minute": 0.0043,
+    "deepgram_live_per_minute": 0.0077,
     "openai_transcribe_per_minute": 0.006,
     "openai_translate_per_1k_chars": 0.0006,
     "deepseek_translate_per_1k_chars": 0.0002,
@@ -125,6 +126,13 @@ def _route_prefix(value: str) -> str:
     return value
 
 
+def _host_port(value: str) -> str:
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"must be host:port, e.g. 0.0.0.0:9464 (got {value!r})")
+    return value.strip()
+
+
 def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
@@ -187,9 +195,28 @@ class Settings(BaseSettings):
     # How long a SIGTERM drain may take before features are cut: jobs requeue, streams finalise, calls move.
     drain_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 20.0
 
+    # Monitoring (/monitoring, /metrics): with REDIS_URL each instance writes its figures to Redis this often, or
+    # at the pace a dashboard asks for when faster. /metrics needs an admin credential (`admin`), or is served
+    # without auth only on METRICS_BIND (`bind`: host:port on a private network for the scraper).
+    monitoring_report_s: Annotated[float, Field(ge=0.2, le=60)] = 5.0
+    metrics_exposure: Annotated[Literal["admin", "bind"], BeforeValidator(_lower)] = "admin"
+    metrics_bind: Annotated[str, AfterValidator(_host_port)] = "127.0.0.1:9464"
+
     socketio_ping_interval: Annotated[float, Field(ge=1)] = 25.0
     socketio_ping_timeout: Annotated[float, Field(ge=1)] = 20.0
     socketio_max_http_buffer_size: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1_000_000
+
+    # Live transcription (/audio-stream): largest audio message, longest stream, no-audio timeout, streams per
+    # user at once (per process), `start`s per user per minute; KeepAlive to Deepgram after this long without
+    # audio (Deepgram closes after 10 s), how often final text is saved, how long `stop` waits for the last results.
+    stream_max_chunk_bytes: Annotated[int, Field(ge=1024, le=8 * 1024 * 1024)] = 256 * 1024
+    stream_max_seconds: Annotated[float, Field(ge=0.5, le=24 * 3600)] = 7200.0
+    stream_idle_timeout_s: Annotated[float, Field(ge=0.1, le=3600)] = 30.0
+    stream_max_per_user: Annotated[int, Field(ge=1, le=10_000)] = 5
+    stream_starts_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 30
+    stream_keepalive_s: Annotated[float, Field(ge=0.05, le=9)] = 4.0
+    stream_flush_s: Annotated[float, Field(ge=0.1, le=60)] = 3.0
+    stream_finalize_timeout_s: Annotated[float, Field(ge=0.1, le=60)] = 3.0
 
     auth0_domain: str | None = None
     auth0_audience: str | None = None
@@ -235,6 +262,26 @@ class Settings(BaseSettings):
     twilio_api_base_url: HttpUrl | None = None
     twilio_stream_url: WsUrl | None = None
     twilio_validate_signatures: Bool = True
+
+    # Realtime phone calls (/twilio/voice, /twilio/media-stream): the speech-to-speech model and voice unless the
+    # tenant names its own, the model transcribing the caller, and the audio the provider speaks (pcmu passes
+    # Twilio's μ-law through untouched; pcm16 converts to 24 kHz PCM16 both ways).
+    realtime_model: str = "gpt-realtime"
+    realtime_voice: str = "marin"
+    realtime_transcribe_model: str = "gpt-4o-mini-transcribe"
+    realtime_audio_format: Annotated[Literal["pcmu", "pcm16"], BeforeValidator(_lower)] = "pcmu"
+    # A provider session is replaced (at a turn boundary) once it is this old, well before the provider's own
+    # limit (60 min today); past it by REALTIME_HANDOFF_GRACE_S without a turn boundary, it is replaced anyway.
+    realtime_max_session_s: Annotated[float, Field(ge=1, le=3600)] = 3300.0
+    realtime_handoff_grace_s: Annotated[float, Field(ge=0.1, le=600)] = 240.0
+    realtime_connect_timeout_s: Annotated[float, Field(ge=0.1, le=60)] = 10.0
+    # Before a tenant's maximum call length the agent is asked to wrap up this long ahead; after `end_call` the
+    # goodbye gets this long to play before the call is hung up regardless.
+    realtime_wrapup_s: Annotated[float, Field(ge=1, le=600)] = 30.0
+    realtime_hangup_grace_s: Annotated[float, Field(ge=0.5, le=120)] = 15.0
+    realtime_health_log_s: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    realtime_max_calls: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    realtime_knowledge_results: Annotated[int, Field(ge=1, le=20)] = 3
 
     allow_insecure_session_auth: Bool = False
     prices: Annotated[dict[str, float], NoDecode, BeforeValidator(_prices)] = Field(

@@ -1,14 +1,16 @@
-"""GET /api/calls: recent phone calls as Twilio last reported them. Admin only."""
+"""GET /api/calls: recent phone calls as Twilio last reported them; GET /api/calls/{call_sid}: one call with its
+transcript (what the realtime agent and the caller said). Admin only."""
 
 from __future__ import annotations
 
 from quart import Blueprint
 from quart_schema import validate_querystring, validate_response
 
-from ..db import calls
+from ..db import call_transcripts, calls
+from ..errors import APIError
 from ..web.guards import require_auth
 from ..web.state import resources
-from .schemas import CallOut, CallPage, CallsQuery
+from .schemas import CallDetailOut, CallOut, CallPage, CallsQuery, TranscriptItemOut
 
 blueprint = Blueprint("calls", __name__)
 
@@ -21,3 +23,16 @@ async def recent_calls(query_args: CallsQuery) -> CallPage:
     """The most recently updated calls, newest first."""
     items = await calls.recent_calls(resources().db(), limit=query_args.limit)
     return CallPage(items=[CallOut(**c.__dict__) for c in items])
+
+
+@blueprint.get("/api/calls/<call_sid>")
+@validate_response(CallDetailOut)
+@require_auth(admin=True)
+async def get_call(call_sid: str) -> CallDetailOut:
+    """One call: its record (tenant, numbers, start and end, end reason, token usage) and its transcript."""
+    db = resources().db()
+    call = await calls.get_call(db, call_sid)
+    if call is None:
+        raise APIError(404, "not_found", "No such call.")
+    items = await call_transcripts.items_of(db, call_sid)
+    return CallDetailOut(transcript=[TranscriptItemOut(**i.public()) for i in items], **call.__dict__)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -201,7 +201,162 @@ class CallOut(BaseModel):
     duration_s: int | None
     created_at: float
     updated_at: float
+    tenant_id: str | None = None
+    stream_sid: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+    relay_status: str | None = None
+    provider_sessions: int = 0
+    responses: int = 0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
 
 
 class CallPage(BaseModel):
     items: list[CallOut]
+
+
+# ----- the realtime phone agent: tenants, knowledge, call transcripts ----------------------------------------
+
+E164 = r"^\+[1-9][0-9]{6,14}$"
+
+
+class ServerVad(BaseModel):
+    """Voice activity by loudness: speech starts above `threshold`, a turn ends after `silence_duration_ms`."""
+
+    type: Literal["server_vad"]
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    prefix_padding_ms: int | None = Field(default=None, ge=0, le=5000)
+    silence_duration_ms: int | None = Field(default=None, ge=0, le=10_000)
+
+
+class SemanticVad(BaseModel):
+    """A turn ends when the model judges the caller has finished; `eagerness` sets how soon."""
+
+    type: Literal["semantic_vad"]
+    eagerness: Literal["low", "medium", "high", "auto"] | None = None
+
+
+TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
+
+
+class TenantIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    phone_numbers: list[Annotated[str, Field(pattern=E164)]] = Field(default_factory=list, max_length=50)
+    instructions: str = Field(min_length=1, max_length=20_000)
+    greeting: str | None = Field(default=None, max_length=1000, description="said when a call is answered")
+    voice: str | None = Field(default=None, max_length=64, description="default: REALTIME_VOICE")
+    model: str | None = Field(default=None, max_length=100, description="default: REALTIME_MODEL")
+    turn_detection: TurnDetection = Field(default_factory=lambda: ServerVad(type="server_vad"))
+    knowledge_enabled: bool = False
+    max_call_s: int | None = Field(default=None, ge=10, le=24 * 3600, description="unset: no limit")
+    audio_format: Literal["pcmu", "pcm16"] | None = Field(default=None, description="default: REALTIME_AUDIO_FORMAT")
+
+
+class TenantPatch(BaseModel):
+    """Only the fields present change; `null` clears an optional one."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    phone_numbers: list[Annotated[str, Field(pattern=E164)]] | None = Field(default=None, max_length=50)
+    instructions: str | None = Field(default=None, min_length=1, max_length=20_000)
+    greeting: str | None = Field(default=None, max_length=1000)
+    voice: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=100)
+    turn_detection: TurnDetection | None = None
+    knowledge_enabled: bool | None = None
+    max_call_s: int | None = Field(default=None, ge=10, le=24 * 3600)
+    audio_format: Literal["pcmu", "pcm16"] | None = None
+
+
+class TenantOut(BaseModel):
+    id: str
+    name: str
+    phone_numbers: list[str]
+    instructions: str
+    greeting: str | None
+    voice: str | None
+    model: str | None
+    turn_detection: dict[str, Any]
+    knowledge_enabled: bool
+    max_call_s: int | None
+    audio_format: str | None
+    created_at: float
+    updated_at: float
+
+
+class TenantPage(BaseModel):
+    items: list[TenantOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ListQuery(BaseModel):
+    limit: int = Field(default=50, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+
+class DocumentIn(BaseModel):
+    """A text document as JSON. (Or send multipart/form-data: the file in `file`, optionally `title`.)"""
+
+    title: str = Field(min_length=1, max_length=300)
+    text: str = Field(min_length=1, max_length=5_000_000)
+
+
+class DocumentOut(BaseModel):
+    id: str
+    tenant_id: str
+    title: str
+    filename: str | None
+    content_type: str
+    size_chars: int
+    passages: int
+    created_at: float
+
+
+class DocumentPage(BaseModel):
+    items: list[DocumentOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class SearchQuery(BaseModel):
+    q: str = Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")
+    limit: int = Field(default=5, ge=1, le=20)
+
+
+class PassageOut(BaseModel):
+    document_id: str
+    title: str
+    position: int
+    text: str
+    score: float
+
+
+class SearchOut(BaseModel):
+    query: str
+    results: list[PassageOut]
+    tool_output: str = Field(description="exactly what search_knowledge gives the agent for this query")
+
+
+class TranscriptItemOut(BaseModel):
+    seq: int
+    role: str
+    text: str
+    call_ms: int
+    at: float
+    interrupted: bool
+    latency_ms: int | None
+
+
+class CallDetailOut(CallOut):
+    transcript: list[TranscriptItemOut]
+
+
+class DocumentDetailOut(DocumentOut):
+    text: str

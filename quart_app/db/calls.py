@@ -1,4 +1,9 @@
-"""Calls: the latest known state of each phone call, fed by Twilio status callbacks."""
+"""Calls: the latest known state of each phone call, fed by Twilio status callbacks and by the realtime relay.
+
+Twilio's callbacks own `status`, `sequence` and `duration_s` (ordered by SequenceNumber); the relay owns the
+m0006 columns (tenant, stream, start/end, end reason, token usage). Each writer only touches its own columns,
+so they never overwrite each other whatever order they arrive in.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,19 @@ class Call:
     duration_s: int | None
     created_at: float
     updated_at: float
+    tenant_id: str | None = None
+    stream_sid: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    end_reason: str | None = None
+    relay_status: str | None = None
+    provider_sessions: int = 0
+    responses: int = 0
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
 
 
 def _row(row: Any) -> Call | None:
@@ -85,3 +103,138 @@ async def get_call(db: Database, call_sid: str) -> Call | None:
 async def recent_calls(db: Database, limit: int = 50) -> list[Call]:
     rows = await db.fetch_all(sa.select(calls).order_by(calls.c.updated_at.desc()).limit(limit))
     return [c for c in (_row(r) for r in rows) if c is not None]
+
+
+# ----- the realtime relay's writes ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Tokens of one `response.done` (or a sum of them)."""
+
+    input_tokens: int = 0
+    cached_tokens: int = 0
+    output_tokens: int = 0
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
+
+
+def _insert(db: Database) -> Any:
+    return postgresql.insert if dialect(db) == "postgresql" else sqlite.insert
+
+
+async def open_call(
+    db: Database,
+    *,
+    call_sid: str,
+    tenant_id: str | None,
+    from_number: str | None,
+    to_number: str | None,
+    account_sid: str | None = None,
+    direction: str | None = None,
+    status: str = "in-progress",
+) -> None:
+    """Create the row when the call reaches the router (or the stream starts), or fill in the relay's columns.
+
+    A row made here has sequence -1, so every Twilio status callback still applies over it.
+    """
+    stamp = now()
+    values = {
+        "call_sid": call_sid,
+        "account_sid": account_sid,
+        "from_number": from_number,
+        "to_number": to_number,
+        "direction": direction,
+        "status": status,
+        "sequence": -1,
+        "created_at": stamp,
+        "updated_at": stamp,
+        "tenant_id": tenant_id,
+    }
+    insert = _insert(db)(calls).values(**values)
+    update = {
+        "tenant_id": sa.func.coalesce(insert.excluded.tenant_id, calls.c.tenant_id),
+        "from_number": sa.func.coalesce(calls.c.from_number, insert.excluded.from_number),
+        "to_number": sa.func.coalesce(calls.c.to_number, insert.excluded.to_number),
+        "account_sid": sa.func.coalesce(calls.c.account_sid, insert.excluded.account_sid),
+        "direction": sa.func.coalesce(calls.c.direction, insert.excluded.direction),
+        "updated_at": insert.excluded.updated_at,
+    }
+    await db.execute(insert.on_conflict_do_update(index_elements=[calls.c.call_sid], set_=update))
+
+
+async def relay_started(
+    db: Database,
+    *,
+    call_sid: str,
+    stream_sid: str,
+    tenant_id: str | None,
+    from_number: str | None,
+    to_number: str | None,
+    account_sid: str | None,
+    started_at: float,
+) -> None:
+    """The media stream started: the row exists afterwards (even if the router could not write it)."""
+    await open_call(
+        db,
+        call_sid=call_sid,
+        tenant_id=tenant_id,
+        from_number=from_number,
+        to_number=to_number,
+        account_sid=account_sid,
+    )
+    await db.execute(
+        calls.update()
+        .where(calls.c.call_sid == call_sid)
+        .values(
+            stream_sid=stream_sid,
+            started_at=sa.func.coalesce(calls.c.started_at, started_at),
+            relay_status="live",
+            ended_at=None,
+            end_reason=None,
+            updated_at=now(),
+        )
+    )
+
+
+async def provider_session_opened(db: Database, call_sid: str) -> None:
+    await db.execute(
+        calls.update()
+        .where(calls.c.call_sid == call_sid)
+        .values(provider_sessions=calls.c.provider_sessions + 1, updated_at=now())
+    )
+
+
+async def add_usage(db: Database, call_sid: str, usage: TokenUsage, responses: int = 1) -> None:
+    """Add one response's tokens to the call (a single UPDATE: safe with several writers)."""
+    c = calls.c
+    await db.execute(
+        calls.update()
+        .where(c.call_sid == call_sid)
+        .values(
+            responses=c.responses + responses,
+            input_tokens=c.input_tokens + usage.input_tokens,
+            cached_tokens=c.cached_tokens + usage.cached_tokens,
+            output_tokens=c.output_tokens + usage.output_tokens,
+            audio_input_tokens=c.audio_input_tokens + usage.audio_input_tokens,
+            audio_output_tokens=c.audio_output_tokens + usage.audio_output_tokens,
+            updated_at=now(),
+        )
+    )
+
+
+async def relay_ended(db: Database, call_sid: str, *, end_reason: str, ended_at: float) -> None:
+    """The stream ended. The duration is Twilio's when a callback brought one, else start to end."""
+    c = calls.c
+    elapsed = sa.cast(sa.func.round(ended_at - c.started_at), sa.Integer)
+    await db.execute(
+        calls.update()
+        .where(c.call_sid == call_sid)
+        .values(
+            ended_at=ended_at,
+            end_reason=end_reason,
+            relay_status="ended",
+            duration_s=sa.case((c.duration_s.is_(None) & c.started_at.is_not(None), elapsed), else_=c.duration_s),
+            updated_at=now(),
+        )
+    )

@@ -101,6 +101,20 @@ calls = sa.Table(
     sa.Column("duration_s", sa.Integer),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    # m0006: what the realtime relay knows about the call
+    sa.Column("tenant_id", sa.Text),
+    sa.Column("stream_sid", sa.Text),
+    sa.Column("started_at", sa.Float),
+    sa.Column("ended_at", sa.Float),
+    sa.Column("end_reason", sa.Text),
+    sa.Column("relay_status", sa.Text),
+    sa.Column("provider_sessions", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("responses", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("input_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cached_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("output_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("audio_input_tokens", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("audio_output_tokens", sa.Integer, nullable=False, server_default="0"),
 )
 
 transcription_jobs = sa.Table(
@@ -136,4 +150,71 @@ idempotency_keys = sa.Table(
     sa.Column("response_headers", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+# ----- m0006: the realtime phone agent ------------------------------------------------------------------
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("instructions", sa.Text, nullable=False),
+    sa.Column("greeting", sa.Text),
+    sa.Column("voice", sa.Text),
+    sa.Column("model", sa.Text),
+    sa.Column("turn_detection", sa.Text, nullable=False),  # JSON
+    sa.Column("knowledge_enabled", sa.Integer, nullable=False),
+    sa.Column("max_call_s", sa.Integer),
+    sa.Column("audio_format", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+tenant_numbers = sa.Table(
+    "tenant_numbers",
+    metadata,
+    sa.Column("phone_number", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+knowledge_documents = sa.Table(
+    "knowledge_documents",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("filename", sa.Text),
+    sa.Column("content_type", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("size_chars", sa.Integer, nullable=False),
+    sa.Column("passages", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+knowledge_passages = sa.Table(
+    "knowledge_passages",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("document_id", sa.Text, nullable=False),
+    sa.Column("tenant_id", sa.Text, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+call_transcripts = sa.Table(
+    "call_transcripts",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("call_sid", sa.Text, nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("call_ms", sa.Integer, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("item_id", sa.Text),
+    sa.Column("interrupted", sa.Integer, nullable=False),
+    sa.Column("latency_ms", sa.Integer),
 )

@@ -134,3 +134,16 @@ async def delete_owned(db: Database, user_id: str, transcription_id: str) -> boo
         .returning(transcriptions.c.id)
     )
     return await db.fetch_one(query) is not None
+
+
+async def update_stream_text(
+    db: Database, transcription_id: str, *, transcript: str, segments: list[Segment], duration_s: float | None
+) -> bool:
+    """Replace a live stream's text so far (its finals, joined) and segments; False if the row is gone."""
+    query = (
+        transcriptions.update()
+        .where(transcriptions.c.id == transcription_id)
+        .values(transcript=transcript, segments=json.dumps([s.__dict__ for s in segments]), duration_s=duration_s)
+        .returning(transcriptions.c.id)
+    )
+    return await db.fetch_one(query) is not None

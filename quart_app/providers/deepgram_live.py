@@ -124,11 +124,15 @@ class DeepgramLiveError(Exception):
 
 @dataclass(frozen=True)
 class LiveOptions:
-    """Query parameters of one live connection. `endpointing`: None = Deepgram's default (10 ms), False = off."""
+    """Query parameters of one live connection. `endpointing`: None = Deepgram's default (10 ms), False = off.
 
-    encoding: str = "linear16"
-    sample_rate: int = 16_000
-    channels: int = 1
+    Containerized audio (WebM, Ogg, WAV) is sent with `encoding`, `sample_rate` and `channels` all None: Deepgram
+    reads them from the container and refuses a raw `encoding` it cannot apply.
+    """
+
+    encoding: str | None = "linear16"
+    sample_rate: int | None = 16_000
+    channels: int | None = 1
     language: str | None = None
     interim_results: bool = True
     punctuate: bool = True

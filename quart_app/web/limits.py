@@ -15,6 +15,7 @@ then stops reading the socket and TCP slows the client. A consumer that awaits t
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Generator
 from typing import Any
 
@@ -85,19 +86,19 @@ class LimitedASGIHTTPConnection(ASGIHTTPConnection):
 
 
 class LimitedRequest(Request):
-    """Bodies up to `max_body_bytes`, except POSTs to `upload_paths`, which may carry `max_upload_bytes`.
+    """Bodies up to `max_body_bytes`, except POSTs to paths matching `upload_paths`, up to `max_upload_bytes`.
 
     The limit is fixed when the request is created, before the first body byte arrives: a small JSON
     route never buffers a large body, whoever sends it. `for_app` makes the per-app subclass.
     """
 
     body_class = CountingBody
-    upload_paths: frozenset[str] = frozenset()
+    upload_paths: re.Pattern[str] | None = None
     max_body_bytes: int | None = None
     max_upload_bytes: int | None = None
 
     @classmethod
-    def for_app(cls, upload_paths: frozenset[str], max_body_bytes: int, max_upload_bytes: int) -> type[Request]:
+    def for_app(cls, upload_paths: re.Pattern[str], max_body_bytes: int, max_upload_bytes: int) -> type[Request]:
         attributes = {
             "upload_paths": upload_paths,
             "max_body_bytes": max_body_bytes,
@@ -107,7 +108,7 @@ class LimitedRequest(Request):
 
     def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
         if self.max_body_bytes is not None:
-            upload = method == "POST" and path.rstrip("/") in self.upload_paths
+            upload = method == "POST" and self.upload_paths is not None and bool(self.upload_paths.match(path))
             kwargs["max_content_length"] = self.max_upload_bytes if upload else self.max_body_bytes
         super().__init__(method, scheme, path, *args, **kwargs)
 

@@ -12,18 +12,25 @@ GOING_AWAY = 1001  # RFC 6455: the server is shutting down
 
 
 async def receive_or_drain(tracked: TrackedSocket) -> str | bytes | None:
-    """The client's next message, or None once the drain asked this socket to close."""
-    receiving = asyncio.ensure_future(websocket.receive())
-    closing = asyncio.ensure_future(tracked.closing.wait())
+    """The client's next message, or None once the drain asked this socket to close.
+
+    One await per message on the hot path (no helper tasks): the drain wakes a blocked receive by
+    cancelling it (`TrackedSocket.close`), and that cancellation, told apart from any other by
+    `uncancel()`, becomes the None. A message already received is never thrown away.
+    """
+    if tracked.closing.is_set():
+        return None
+    task = asyncio.current_task()
+    assert task is not None
+    tracked.receivers.add(task)
     try:
-        await asyncio.wait((receiving, closing), return_when=asyncio.FIRST_COMPLETED)
+        return await websocket.receive()
+    except asyncio.CancelledError:
+        if tracked.closing.is_set() and task.uncancel() == 0:
+            return None
+        raise
     finally:
-        closing.cancel()
-        if not receiving.done():
-            receiving.cancel()
-    if receiving.done() and not receiving.cancelled():
-        return receiving.result()
-    return None
+        tracked.receivers.discard(task)
 
 
 async def close_going_away(reason: str = "server is restarting; reconnect") -> None:

@@ -25,7 +25,7 @@ async def test_health_reports_checks_and_unconfigured_providers(make_app) -> Non
         "deepseek": "unconfigured",
         "twilio": "unconfigured",
     }
-    assert body["connections"] == {"/": 0}
+    assert body["connections"]["/"] == 0 and all(count == 0 for count in body["connections"].values())
     assert body["uptime_s"] >= 0
     assert response.headers["X-Request-ID"]
 
@@ -37,7 +37,7 @@ async def test_liveness_and_index(make_app) -> None:
     assert live.status_code == 200
     paths = {route["path"] for route in index["routes"]}
     assert {"/", "/health", "/health/live"} <= paths
-    assert index["socketio"]["namespaces"] == ["/"]
+    assert "/" in index["socketio"]["namespaces"]
     assert index["version"]
 
 

@@ -82,6 +82,10 @@ async def test_mobile_auth_is_gone_by_default(make_app) -> None:
         body = await response.get_json()
     assert response.status_code == 410
     assert body["error"] == "gone" and "/api/auth/pin" in body["message"]
+    # A removed route answers 410 to anything: another shape, no JSON, an empty body.
+    async with make_app() as (_, client):
+        for kwargs in ({"json": {"phone": 5}}, {"data": "not json"}, {"json": []}, {}):
+            assert (await client.post("/mobile-auth", **kwargs)).status_code == 410, kwargs
 
 
 async def test_mobile_auth_when_enabled_warns(make_app, caplog) -> None:
@@ -90,6 +94,7 @@ async def test_mobile_auth_when_enabled_warns(make_app, caplog) -> None:
         response = await client.post("/mobile-auth", json={"email": user.email})
         assert response.status_code == 200
         assert (await response.get_json())["token"].startswith("vst_")
+        assert (await client.post("/mobile-auth", json={"phone": 5})).status_code == 400
     warnings = [r.getMessage() for r in caplog.records if "SECURITY WARNING" in r.getMessage()]
     assert len(warnings) >= 2  # once at startup, once for the sign-in
 

@@ -1,0 +1,40 @@
+"""TwiML documents, built as strings (pure functions: no request, no I/O).
+
+Values are XML-escaped; `<Parameter>` names and values travel to the Media Stream's `start.customParameters`
+(Twilio drops query strings from a `<Stream url>`, so that is the only way to pass them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from xml.sax.saxutils import escape, quoteattr
+
+CONTENT_TYPE = "text/xml; charset=utf-8"
+HEAD = '<?xml version="1.0" encoding="UTF-8"?>'
+
+NOT_IN_SERVICE = "Sorry, this number is not in service. Goodbye."
+UNAVAILABLE = "Sorry, our assistant is not available right now. Please call again later. Goodbye."
+BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes. Goodbye."
+# Said when a call cannot go on (the provider failed and could not be recovered, the service restarts, or the
+# stream drops): also the verb after <Connect>, which Twilio runs when the stream closes on our side.
+APOLOGY = "Sorry, we have to end this call because of a technical problem. Please call again. Goodbye."
+
+
+def _say(text: str) -> str:
+    return f"<Say>{escape(text)}</Say>"
+
+
+def say_and_hang_up(text: str) -> str:
+    return f"{HEAD}<Response>{_say(text)}<Hangup/></Response>"
+
+
+def connect_stream(url: str, parameters: Mapping[str, str | None], *, then_say: str | None = APOLOGY) -> str:
+    """`<Connect><Stream>` to `url` with `<Parameter>`s (None values left out); when the stream ends from our
+    side, Twilio goes on with `then_say` and hangs up (a caller hanging up ends the call before that)."""
+    params = "".join(
+        f"<Parameter name={quoteattr(name)} value={quoteattr(value)}/>"
+        for name, value in parameters.items()
+        if value is not None
+    )
+    after = (_say(then_say) if then_say else "") + "<Hangup/>"
+    return f"{HEAD}<Response><Connect><Stream url={quoteattr(url)}>{params}</Stream></Connect>{after}</Response>"
