@@ -25,5 +25,16 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         yield
     finally:
         hypercorn_errors.removeHandler(caplog.handler)
-    bad = [r for r in caplog.get_records("call") if r.exc_info or r.levelno >= logging.ERROR]
+    bad = [
+        r
+        for r in caplog.get_records("call")
+        if (r.exc_info or r.levelno >= logging.ERROR) and not _earlier_loop_garbage(r)
+    ]
     assert not bad, "\n".join(f"{r.name}: {r.getMessage()}" for r in bad)
+
+
+def _earlier_loop_garbage(record: logging.LogRecord) -> bool:
+    """An HTTP client left by an earlier test, collected now: its close task fails on that test's closed loop.
+    It says nothing about this test, and which test collects it depends on the garbage collector's timing."""
+    message = record.getMessage()
+    return record.name == "asyncio" and "Event loop is closed" in message and "aclose()" in message
