@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import socketio
@@ -25,7 +25,6 @@ from socketio.exceptions import ConnectionRefusedError
 from ..calls.feature import RealtimeCalls
 from ..features import Feature, FeatureFactory
 from ..live.feature import LiveStreams
-from ..live.session import LiveTranscription
 from ..monitoring import adapters
 from ..monitoring.feature import MonitoringFeature
 from ..monitoring.figures import FigureRegistry
@@ -122,9 +121,4 @@ def calls_figures(registry: FigureRegistry, calls: RealtimeCalls) -> None:
 
 
 def stream_figures(registry: FigureRegistry, streams: LiveStreams) -> None:
-    adapters.register_streams(registry, lambda: _live_sessions(streams))
-
-
-def _live_sessions(streams: LiveStreams) -> Iterable[LiveTranscription]:
-    # LiveStreams keeps its sessions in a private set; a public accessor there would replace this read.
-    return list(getattr(streams, "_sessions", ()))
+    adapters.register_streams(registry, lambda: streams.sessions)
