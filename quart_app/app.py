@@ -15,6 +15,7 @@ from quart_schema import QuartSchema
 from .api.monitoring import observe_request, start_request_timer
 from .api.openapi_provider import ValidOpenAPIProvider
 from .calls.feature import RealtimeCalls, openai_connector, twilio_control
+from .calls.speech import measured
 from .features import FeatureFactory
 from .logging_setup import configure_logging
 from .process.serving import serving
@@ -45,10 +46,16 @@ def _realtime_calls(resources: Resources) -> RealtimeCalls:
     return RealtimeCalls(
         settings,
         resources.database,
-        connector=openai_connector(settings),
+        # Each Realtime session opened (or not) shows in the dashboard's provider status.
+        connector=measured(openai_connector(settings), resources.monitoring.providers.record),
         control=twilio_control(settings, resources.http),
         apology_twiml=twiml.say_and_hang_up(twiml.APOLOGY),
     )
+
+
+def _live_streams(resources: Resources) -> AudioStreamSocket:
+    # Each Deepgram live connect (or failure) shows in the dashboard's provider status.
+    return AudioStreamSocket(resources, record_provider=resources.monitoring.providers.record)
 
 
 # The routes that accept a large body (multipart uploads); any other body is limited to MAX_JSON_KB.
@@ -58,7 +65,7 @@ UPLOAD_PATHS = re.compile(r"^/transcriptions/(deepgram|whisper|jobs)$|^/api/tena
 FEATURES_ENABLED: tuple[FeatureFactory, ...] = (
     SystemSocket,
     _jobs,
-    monitored(AudioStreamSocket, stream_figures),  # monitored(): also registers the feature's dashboard figures
+    monitored(_live_streams, stream_figures),  # monitored(): also registers the feature's dashboard figures
     monitored(_realtime_calls, calls_figures),
     MonitoringSocket,
 )

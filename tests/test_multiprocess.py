@@ -60,7 +60,7 @@ async def test_emits_cross_processes_through_redis(database_env, live_server_fac
         assert (await on_a.call("ping_server", timeout=10))["instance"] == ids["a"]
         assert (await on_b.call("ping_server", timeout=10))["instance"] == ids["b"]
 
-        health_a, health_b = await health(server_a.url), await health(server_b.url)
+        health_a, health_b = await health(server_a), await health(server_b)
         for body in (health_a, health_b):
             assert body["status"] == "healthy", body
             assert body["checks"]["message_queue"]["backend"] == "redis"
@@ -81,7 +81,7 @@ async def test_emits_cross_processes_through_redis(database_env, live_server_fac
         assert on_b.connected
         assert "disconnect" not in heard_on_b.names()
         assert (await on_b.call("ping_server", timeout=10))["instance"] == ids["b"]
-        assert (await health(server_b.url))["connections"]["/"] == 1
+        assert (await health(server_b))["connections"]["/"] == 1
         # B never announced its own shutdown.
         assert not [p for name, p in heard_on_b.events if name == "instance_down" and from_instance(ids["b"])(p)]
     finally:

@@ -38,7 +38,7 @@ async def test_sigterm_announces_disconnects_and_exits_cleanly(
     instance = f"shutdown-{secrets.token_hex(4)}"  # other test runs may share the Redis channel
     server: LiveServer = live_server_factory(INSTANCE_ID=instance, **message_queue_env)
     expected_backend = "redis" if message_queue_env else "memory"
-    assert (await health(server.url))["checks"]["message_queue"]["backend"] == expected_backend
+    assert (await health(server))["checks"]["message_queue"]["backend"] == expected_backend
 
     modes = {"websocket": ["websocket"], "polling": ["polling"], "upgraded": ["polling", "websocket"]}
     connected = {name: await connect(server.url, transports) for name, transports in modes.items()}
@@ -47,7 +47,7 @@ async def test_sigterm_announces_disconnects_and_exits_cleanly(
     try:
         assert connected["polling"][0].transport() == "polling"
         assert (await connected["polling"][0].call("ping_server", timeout=10))["instance"] == instance
-        assert (await health(server.url))["connections"]["/"] == 4
+        assert (await health(server))["connections"]["/"] == 4
 
         signalled = time.monotonic()
         server.signal()

@@ -1,5 +1,6 @@
-"""GET /api/calls: recent phone calls as Twilio last reported them; GET /api/calls/{call_sid}: one call with its
-transcript (what the realtime agent and the caller said). Admin only."""
+"""GET /api/calls: phone calls as Twilio and the relay last reported them, filtered (tenant, status incl. `live`,
+since/until) and paged; GET /api/calls/{call_sid}: one call with its transcript (what the realtime agent and the
+caller said). Admin only."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ..db import call_transcripts, calls
 from ..errors import APIError
 from ..web.guards import require_auth
 from ..web.state import resources
-from .schemas import CallDetailOut, CallOut, CallPage, CallsQuery, TranscriptItemOut
+from .schemas import CallDetailOut, CallOut, CallPage, CallsQuery, TranscriptItemOut, epoch
 
 blueprint = Blueprint("calls", __name__)
 
@@ -20,9 +21,25 @@ blueprint = Blueprint("calls", __name__)
 @validate_response(CallPage)
 @require_auth(admin=True)
 async def recent_calls(query_args: CallsQuery) -> CallPage:
-    """The most recently updated calls, newest first."""
-    items = await calls.recent_calls(resources().db(), limit=query_args.limit)
-    return CallPage(items=[CallOut(**c.__dict__) for c in items])
+    """Calls matching the filters, most recently updated first, one page at a time (`next_offset` null at the end)."""
+    q = query_args
+    items, total = await calls.list_calls(
+        resources().db(),
+        tenant_id=q.tenant_id,
+        status=q.status,
+        since=epoch(q.since) if q.since is not None else None,
+        until=epoch(q.until) if q.until is not None else None,
+        limit=q.limit,
+        offset=q.offset,
+    )
+    following = q.offset + len(items)
+    return CallPage(
+        items=[CallOut(**c.__dict__) for c in items],
+        total=total,
+        limit=q.limit,
+        offset=q.offset,
+        next_offset=following if items and following < total else None,
+    )
 
 
 @blueprint.get("/api/calls/<call_sid>")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from quart import Blueprint, current_app, jsonify
@@ -11,6 +13,7 @@ from quart.typing import ResponseReturnValue
 
 from ..resources import Resources
 from ..version import SERVICE_NAME, VERSION
+from ..web.guards import authenticate_request
 from ..web.state import resources
 
 blueprint = Blueprint("health", __name__)
@@ -49,28 +52,62 @@ async def live() -> ResponseReturnValue:
 
 @blueprint.get("/health")
 async def health() -> ResponseReturnValue:
-    """Readiness: a real database query, a Redis ping when configured, and provider configuration."""
+    """Readiness: a real database query, a Redis ping when configured (one entry each in CHECKS).
+
+    Anyone gets `status`, `service`, `version`, `async_mode` and each check's `status`; an admin credential
+    (the admin routes' API key or Auth0 token) gets the detail too: backends, latencies, error text, provider
+    configuration, instance, uptime and connections. A missing, invalid or non-admin credential gets the
+    public answer (never a 401: balancers call this without one), and the status code is the same for both.
+    """
     rs = resources()
-    database, message_queue = await asyncio.gather(_check_database(rs), _check_message_queue(rs))
-    providers = {
-        name: ("configured" if status.configured else "unconfigured")
-        for name, status in rs.settings.providers().items()
-    }
-    healthy = database["status"] == "ok" and message_queue["status"] == "ok" and not rs.readiness.draining
+    names = list(CHECKS)
+    results = await asyncio.gather(*(CHECKS[name].run(rs) for name in names))
+    checks: dict[str, Any] = dict(zip(names, results, strict=True))
+    healthy = not rs.readiness.draining and all(
+        checks[name]["status"] == "ok" for name in names if CHECKS[name].required
+    )
     body: dict[str, Any] = {
         "status": "healthy" if healthy else "unhealthy",
         "service": SERVICE_NAME,
         "version": VERSION,
-        "instance": rs.settings.instance_id,
         "async_mode": rs.sio.async_mode,
-        "server": "hypercorn",
-        "checks": {"database": database, "message_queue": message_queue, "providers": providers},
-        "uptime_s": round(rs.readiness.uptime_s, 3),
-        "connections": rs.connection_counts(),
     }
+    if await _caller_is_admin():
+        body |= {
+            "instance": rs.settings.instance_id,
+            "server": "hypercorn",
+            "checks": {**checks, "providers": _providers(rs)},
+            "uptime_s": round(rs.readiness.uptime_s, 3),
+            "connections": rs.connection_counts(),
+        }
+    else:
+        body["checks"] = {name: {"status": check["status"]} for name, check in checks.items()}
     if rs.readiness.draining:
         body["checks"]["draining"] = True
-    return jsonify(body), 200 if healthy else 503
+    response = jsonify(body)
+    response.status_code = 200 if healthy else 503
+    # The answer depends on the credential: no shared cache may keep an admin's answer for anyone else.
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.update(("Authorization", "X-API-Key"))
+    return response
+
+
+async def _caller_is_admin() -> bool:
+    """True only for a valid admin credential (the admin routes' authentication); anything else (none, invalid,
+    non-admin, or the database down so it cannot be checked) is an anonymous caller, so the answer tells nothing
+    about a credential that fails."""
+    try:
+        principal = await asyncio.wait_for(authenticate_request(), CHECK_TIMEOUT_S)
+    except Exception:  # noqa: BLE001 - 401, 503 database_unavailable, a stalled database: all "not an admin"
+        return False
+    return principal.is_admin
+
+
+def _providers(rs: Resources) -> dict[str, str]:
+    return {
+        name: ("configured" if status.configured else "unconfigured")
+        for name, status in rs.settings.providers().items()
+    }
 
 
 async def _check_database(rs: Resources) -> dict[str, Any]:
@@ -100,3 +137,19 @@ async def _check_message_queue(rs: Resources) -> dict[str, Any]:
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One readiness check: `run` answers {"status": "ok" | "error", ...detail}. Only `status` is public; a
+    failing `required` check makes /health answer 503."""
+
+    run: Callable[[Resources], Awaitable[dict[str, Any]]]
+    required: bool = True
+
+
+# The checks, in the order they appear in the answer. Adding a check is one entry here.
+CHECKS: dict[str, Check] = {
+    "database": Check(_check_database),
+    "message_queue": Check(_check_message_queue),
+}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class ErrorBody(BaseModel):
@@ -186,8 +187,36 @@ class UsageOut(BaseModel):
     total_requests: int
 
 
+CallStatus = Literal[
+    "live", "queued", "initiated", "ringing", "in-progress", "completed", "busy", "failed", "no-answer", "canceled"
+]
+
+
 class CallsQuery(BaseModel):
+    tenant_id: str | None = Field(default=None, min_length=1, max_length=200, description="only this tenant's calls")
+    status: CallStatus | None = Field(
+        default=None,
+        description="Twilio's last reported status, or `live`: the relay holds the call's media stream now",
+    )
+    since: datetime | None = Field(
+        default=None, description="ISO 8601; calls first known at or after this time (no zone: UTC)"
+    )
+    until: datetime | None = Field(
+        default=None, description="ISO 8601; calls first known before this time (no zone: UTC)"
+    )
     limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CallsQuery:
+        if self.since is not None and self.until is not None and epoch(self.since) > epoch(self.until):
+            raise ValueError("since must not be after until")
+        return self
+
+
+def epoch(moment: datetime) -> float:
+    """Seconds since the epoch; a time without a zone is UTC."""
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
 
 
 class CallOut(BaseModel):
@@ -218,6 +247,10 @@ class CallOut(BaseModel):
 
 class CallPage(BaseModel):
     items: list[CallOut]
+    total: int = Field(description="calls matching the filters, over every page")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the next page's offset; null on the last page")
 
 
 # ----- the realtime phone agent: tenants, knowledge, call transcripts ----------------------------------------

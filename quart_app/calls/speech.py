@@ -14,6 +14,7 @@ hot path) when the provider speaks μ-law (`pcmu`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -177,3 +178,43 @@ class SpeechConnector(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class ProviderRecorder(Protocol):
+    """Where provider connects are reported (the monitoring's `ProviderCalls.record`, injected by the app)."""
+
+    def __call__(
+        self, provider: str, kind: str, *, seconds: float, error: str | None = None, detail: str | None = None
+    ) -> None: ...
+
+
+class MeasuredConnector:
+    """A connector whose every `open` (a call's first session, or a handoff/recovery) is reported to `record`:
+    its time, and `connect_failed` with the reason when no session could be opened."""
+
+    kind = "realtime"
+
+    def __init__(self, inner: SpeechConnector, record: ProviderRecorder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.record = record
+
+    async def open(self, config: SpeechConfig, history: Sequence[HistoryItem] = ()) -> SpeechSession:
+        started = time.perf_counter()
+        try:
+            session = await self.inner.open(config, history)
+        except Exception as exc:
+            detail = str(exc) if isinstance(exc, SpeechUnavailable) else type(exc).__name__
+            error = "connect_failed" if isinstance(exc, SpeechUnavailable) else "exception"
+            self.record(self.name, self.kind, seconds=time.perf_counter() - started, error=error, detail=detail or None)
+            raise
+        self.record(self.name, self.kind, seconds=time.perf_counter() - started)
+        return session
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def measured(connector: SpeechConnector | None, record: ProviderRecorder) -> SpeechConnector | None:
+    """`connector` reporting its opens to `record` (None stays None: the provider is not configured)."""
+    return None if connector is None else MeasuredConnector(connector, record)

@@ -105,6 +105,45 @@ async def recent_calls(db: Database, limit: int = 50) -> list[Call]:
     return [c for c in (_row(r) for r in rows) if c is not None]
 
 
+LIVE = "live"  # the status filter for calls whose media stream the relay holds now (relay_status "live", not ended)
+
+
+async def list_calls(
+    db: Database,
+    *,
+    tenant_id: str | None = None,
+    status: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Call], int]:
+    """One page of calls, most recently updated first, and how many match in all.
+
+    `status` is Twilio's last reported status (`completed`, `in-progress`, ...) or `live`: the relay holds the
+    call's stream now. `since` (inclusive) and `until` (exclusive) bound `created_at`, when the call was first
+    known, in epoch seconds.
+    """
+    c = calls.c
+    where: list[Any] = []
+    if tenant_id is not None:
+        where.append(c.tenant_id == tenant_id)
+    if status == LIVE:
+        where += [c.relay_status == LIVE, c.ended_at.is_(None)]
+    elif status is not None:
+        where.append(c.status == status)
+    if since is not None:
+        where.append(c.created_at >= since)
+    if until is not None:
+        where.append(c.created_at < until)
+    condition = sa.and_(sa.true(), *where)
+    total = await db.fetch_val(sa.select(sa.func.count()).select_from(calls).where(condition))
+    rows = await db.fetch_all(
+        sa.select(calls).where(condition).order_by(c.updated_at.desc(), c.call_sid.desc()).limit(limit).offset(offset)
+    )
+    return [call for call in (_row(r) for r in rows) if call is not None], int(total or 0)
+
+
 # ----- the realtime relay's writes ----------------------------------------------------------------------------
 
 
@@ -223,13 +262,20 @@ async def add_usage(db: Database, call_sid: str, usage: TokenUsage, responses: i
     )
 
 
-async def relay_ended(db: Database, call_sid: str, *, end_reason: str, ended_at: float) -> None:
-    """The stream ended. The duration is Twilio's when a callback brought one, else start to end."""
+async def relay_ended(
+    db: Database, call_sid: str, *, end_reason: str, ended_at: float, stream_sid: str | None = None
+) -> None:
+    """The stream ended. The duration is Twilio's when a callback brought one, else start to end. With
+    `stream_sid`, only while that stream is still the call's latest (a call moved to another instance (#22) has
+    a newer stream there, which the old instance's end must not mark ended)."""
     c = calls.c
     elapsed = sa.cast(sa.func.round(ended_at - c.started_at), sa.Integer)
+    latest = c.call_sid == call_sid
+    if stream_sid is not None:
+        latest = latest & ((c.stream_sid == stream_sid) | c.stream_sid.is_(None))
     await db.execute(
         calls.update()
-        .where(c.call_sid == call_sid)
+        .where(latest)
         .values(
             ended_at=ended_at,
             end_reason=end_reason,

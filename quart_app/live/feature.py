@@ -26,7 +26,7 @@ from ..providers.deepgram_live import DEFAULT_BASE_URL, DeepgramLive
 from ..providers.results import Segment
 from ..settings import Settings, secret
 from .options import StreamError
-from .session import LiveTranscription, Sender, StreamLimits, StreamRecorder
+from .session import LiveTranscription, ProviderRecorder, Sender, StreamLimits, StreamRecorder
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,10 @@ class LiveStreams:
         *,
         deepgram: DeepgramLive | None = None,
         clock: Callable[[], float] = time.monotonic,
+        record_provider: ProviderRecorder | None = None,
     ) -> None:
         self.settings = settings
+        self.record_provider = record_provider  # each upstream connect, to the dashboard's provider status
         self.database = database
         slots = SQLITE_WRITERS if settings.is_sqlite else max(1, settings.database_pool_size // 2)
         self.recorder = ThrottledRecorder(recorder, slots)
@@ -172,6 +174,7 @@ class LiveStreams:
             limits=self.limits,
             default_language=default_language,
             clock=self.clock,
+            record_provider=self.record_provider,
         )
         self._sessions.add(session)
         return session

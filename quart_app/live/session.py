@@ -109,6 +109,14 @@ class StreamRecorder(Protocol):
     ) -> Transcription: ...
 
 
+class ProviderRecorder(Protocol):
+    """Where provider connects are reported (the monitoring's `ProviderCalls.record`, injected by the app)."""
+
+    def __call__(
+        self, provider: str, kind: str, *, seconds: float, error: str | None = None, detail: str | None = None
+    ) -> None: ...
+
+
 class Gate(Protocol):
     """The feature's side of a session: admission to stream (limits, drain), and bookkeeping."""
 
@@ -199,8 +207,10 @@ class LiveTranscription:
         limits: StreamLimits,
         default_language: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        record_provider: ProviderRecorder | None = None,
     ) -> None:
         self.gate = gate
+        self._record_provider = record_provider
         self.session_id = session_id
         self.user_id = user_id
         self.endpoint = endpoint
@@ -350,6 +360,7 @@ class LiveTranscription:
             return
         assert self._deepgram is not None  # admit() refuses when Deepgram is unconfigured
         upstream = self._deepgram.connect(options.live_options())
+        connecting = time.perf_counter()
         try:
             await upstream.__aenter__()
         except Exception as exc:
@@ -357,6 +368,7 @@ class LiveTranscription:
             if not isinstance(exc, DeepgramLiveError):
                 log.exception("live stream %s: opening the Deepgram connection failed", self.session_id)
                 exc = DeepgramLiveError(type(exc).__name__)
+            self._connected(connecting, exc.message)
             log.warning("live stream %s: Deepgram refused the connection: %s", self.session_id, exc.message)
             await self._send_error(
                 StreamError(
@@ -366,6 +378,7 @@ class LiveTranscription:
                 )
             )
             return
+        self._connected(connecting)
         now = self._clock()
         self._streams += 1
         raw_rate = options.bytes_per_second
@@ -594,14 +607,18 @@ class LiveTranscription:
             st.reconnects,
         )
         upstream = self._deepgram.connect(st.options.live_options())
+        connecting = time.perf_counter()
         try:
             await upstream.__aenter__()
         except DeepgramLiveError as exc:
+            self._connected(connecting, exc.message)
             self._fail(st, f"the transcription service connection was lost and could not be reopened: {exc.message}")
             return None
         except Exception as exc:  # noqa: BLE001 - anything else the SDK raises: the same outcome for the client
+            self._connected(connecting, type(exc).__name__)
             self._fail(st, f"the transcription service connection was lost and could not be reopened: {exc!r}")
             return None
+        self._connected(connecting)
         if st.ending:
             await _close(upstream)
             return None
@@ -611,6 +628,13 @@ class LiveTranscription:
         st.upstream = upstream  # from here on the session's task sends new audio straight to it
         st.last_upstream_at = self._clock()
         return upstream
+
+    def _connected(self, started: float, failure: str | None = None) -> None:
+        """Report one upstream connect (its time, and why it failed) to the provider status, when injected."""
+        if self._record_provider is not None:
+            error = None if failure is None else "connect_failed"
+            seconds = time.perf_counter() - started
+            self._record_provider(PROVIDER, "live", seconds=seconds, error=error, detail=failure)
 
     async def _replay(self, st: _Stream, upstream: LiveStream) -> None:
         """Feed a new connection the audio the lost one never confirmed, catching up with audio still arriving."""

@@ -23,7 +23,7 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError
 
 from ..live.feature import LiveStreams
-from ..live.session import LiveTranscription
+from ..live.session import LiveTranscription, ProviderRecorder
 from ..resources import Resources
 from .handshake import INVALID, authenticate_handshake
 
@@ -108,8 +108,14 @@ class AudioStreamSocket(LiveStreams):
     The plain WebSocket route reaches the same feature with `web.state.feature(LiveStreams)`.
     """
 
-    def __init__(self, resources: Resources) -> None:
-        super().__init__(resources.settings, resources.database, resources.billing, resources.counters)
+    def __init__(self, resources: Resources, *, record_provider: ProviderRecorder | None = None) -> None:
+        super().__init__(
+            resources.settings,
+            resources.database,
+            resources.billing,
+            resources.counters,
+            record_provider=record_provider,
+        )
         self.resources = resources
 
     async def start(self) -> None:

@@ -7,12 +7,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tests.support.databases import create_database, drop_database, require_env
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.users import make_user
 
 
-async def _wait_for(client, status: int, attempts: int = 60) -> dict:  # type: ignore[no-untyped-def]
+async def _wait_for(client, status: int, attempts: int = 60, headers: dict | None = None) -> dict:  # type: ignore[no-untyped-def]
     body: dict = {}
     for _ in range(attempts):
-        response = await client.get("/health")
+        response = await client.get("/health", headers=headers or {})
         body = await response.get_json()
         if response.status_code == status:
             return body
@@ -33,7 +34,8 @@ async def test_health_detects_a_stopped_postgres_and_recovers(make_app) -> None:
     proxied = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
     try:
         async with make_app(DATABASE_URL=proxied) as (app, client):
-            healthy = await _wait_for(client, 200)
+            _, admin = await make_user(app, role="admin")
+            healthy = await _wait_for(client, 200, headers={"x-api-key": admin})
             assert healthy["checks"]["database"] == {
                 "status": "ok",
                 "backend": "postgresql",
@@ -43,9 +45,13 @@ async def test_health_detects_a_stopped_postgres_and_recovers(make_app) -> None:
             await proxy.stop()
             down = await _wait_for(client, 503)
             assert down["status"] == "unhealthy"
-            assert down["checks"]["database"]["status"] == "error"
-            assert down["checks"]["database"]["error"]
-            assert "password" not in str(down)
+            # Anonymous callers learn that the database check failed, never why (no address, no driver text).
+            assert down["checks"]["database"] == {"status": "error"}
+            assert set(down) == {"status", "service", "version", "async_mode", "checks"}
+            assert str(proxy.port) not in str(down) and "password" not in str(down)
+            # An admin key cannot be checked while the database is down: it gets the same public answer.
+            as_admin = await client.get("/health", headers={"x-api-key": admin})
+            assert as_admin.status_code == 503 and await as_admin.get_json() == down
             # Liveness is unaffected: the process is fine, one dependency is not.
             assert (await client.get("/health/live")).status_code == 200
             # Features that need the database fail with a clear JSON error, not a crash.
@@ -75,7 +81,8 @@ async def test_boot_with_unreachable_database_serves_liveness_and_reports_unheal
         response = await client.get("/health")
         body = await response.get_json()
         assert response.status_code == 503
-        assert body["checks"]["database"]["status"] == "error"
+        assert body["checks"]["database"] == {"status": "error"}  # the reason (host, port, driver text): admins only
+        assert "nowhere" not in str(body) and "127.0.0.1" not in str(body)
         me = await client.get("/api/me", headers={"x-api-key": "usr_a_b"})
         assert me.status_code == 503
         assert (await me.get_json())["error"] == "database_unavailable"

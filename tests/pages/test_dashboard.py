@@ -153,6 +153,10 @@ async def test_a_call_live_then_in_recent_calls_with_its_transcript(
         db, call_sid=sid, status="in-progress", sequence=1, from_number=CALLER, to_number="+15557654321"
     )
     transcripts = await has_table(app, "call_transcripts")  # the calls feature's migration (m0006)
+    # Another tenant's call that ended busy: the Recent calls filters tell the two apart.
+    other = "CA" + secrets.token_hex(16)
+    await call_store.open_call(db, call_sid=other, tenant_id="ten_other", from_number="+15550001111", to_number=None)
+    await call_store.record_status(db, call_sid=other, status="busy", sequence=1)
     if transcripts:
         for seq, (role, text) in enumerate([("user", "Are you open on Saturday?"), ("assistant", "Yes, 9 to 1.")]):
             await call_transcripts.add_item(
@@ -205,6 +209,36 @@ async def test_a_call_live_then_in_recent_calls_with_its_transcript(
             f"[...document.querySelectorAll('#recent tr')].some(r => r.textContent.includes({json.dumps(sid)}) "
             "&& r.textContent.includes('completed') && r.textContent.includes('1m 23s'))"
         )
+
+        # Filters (GET /api/calls): by tenant, typed and submitted with Enter; then by status; then since a day
+        # with no calls yet; Clear brings the live list back.
+        recent_has = "document.getElementById('recent').textContent.includes({})"
+        await page.wait_for(recent_has.format(json.dumps(other)))
+        await page.type("#filter-tenant", "ten_other")
+        await page.press("Enter")
+        await page.wait_for("document.getElementById('recent-title').textContent === 'Calls matching the filters'")
+        await page.wait_for(f"!{recent_has.format(json.dumps(sid))} && {recent_has.format(json.dumps(other))}")
+        assert await _text_of(page, "#recent-note") == "1 matching call."
+        assert "+1••••••1111" in await _text_of(page, "#recent") and "15550001111" not in await _text_of(
+            page, "#recent"
+        )
+        await page.screenshot("dashboard-recent-filtered-desktop")
+        await page.evaluate(
+            "document.getElementById('filter-tenant').value = '';"
+            "const status = document.getElementById('filter-status'); status.value = 'completed';"
+            "status.dispatchEvent(new Event('change'))"
+        )
+        await page.wait_for(f"{recent_has.format(json.dumps(sid))} && !{recent_has.format(json.dumps(other))}")
+        tomorrow = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+        await page.evaluate(
+            f"const since = document.getElementById('filter-since'); since.value = {json.dumps(tomorrow)};"
+            "since.dispatchEvent(new Event('change'))"
+        )
+        await page.wait_for(recent_has.format(json.dumps("No calls match these filters.")))
+        await page.click("#filter-clear")
+        await page.wait_for("document.getElementById('recent-title').textContent === 'Last 20 calls'")
+        await page.wait_for(f"{recent_has.format(json.dumps(sid))} && {recent_has.format(json.dumps(other))}")
+        assert any("/api/calls?" in u and "tenant_id=ten_other" in u for u in page.requested), page.requested
 
         # Usage: today's table and the chart by service and day, drawn from the billed translation.
         await _select_tab(page, "usage")

@@ -1,7 +1,7 @@
 """Real Socket.IO clients for live-server tests: connect, record what arrives, await it with timeouts.
 
 Nothing here sleeps for a fixed time to "let things settle": events are awaited through futures, and
-server-side state that has no event (connection counts in /health) is polled against a deadline.
+server-side state that has no event (connection counts in /health, shown to admins) is polled against a deadline.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import socketio
 import websockets
+
+from tests.support.live_server import LiveServer
 
 # Generous enough for a loaded 2-core CI box, small enough that a hang fails fast.
 EVENT_TIMEOUT = 10.0
@@ -82,9 +84,11 @@ async def close_all(clients: list[socketio.AsyncClient]) -> None:
                 pass
 
 
-async def health(url: str) -> dict[str, Any]:
+async def health(server: LiveServer) -> dict[str, Any]:
+    """The server's `/health` with its detail (instance, connections, backends): asked with an admin's key."""
+    headers = {"x-api-key": await server.admin_key()}
     async with httpx.AsyncClient(timeout=5) as http:
-        response = await http.get(url + "/health")
+        response = await http.get(server.url + "/health", headers=headers)
     return response.json()
 
 
@@ -102,13 +106,13 @@ async def wait_until(
     raise AssertionError(f"condition not met within {within}s; last value: {value!r}")
 
 
-async def root_connections(url: str) -> int:
-    return int((await health(url))["connections"].get("/", 0))
+async def root_connections(server: LiveServer) -> int:
+    return int((await health(server))["connections"].get("/", 0))
 
 
-async def idle(server: Any) -> None:
+async def idle(server: LiveServer) -> None:
     """Wait until a shared server has no Socket.IO clients left from an earlier test."""
-    await wait_until(lambda: root_connections(server.url), lambda n: n == 0)
+    await wait_until(lambda: root_connections(server), lambda n: n == 0)
 
 
 class RawSocketIO:

@@ -50,12 +50,14 @@ async def test_a_missing_or_bad_token_is_refused_with_the_exact_text(fake: FakeD
         assert await _refused(port, {"token": "usr_nobody_forged"}) == INVALID
         assert await _refused(port, {"token": "vst_forged.token"}) == INVALID
         user, key = await make_user(app)
+        _, admin = await make_user(app, role="admin")
         token = app.extensions["resources"].sessions.issue(user.id)
         client = await connect_socketio(port, token)  # a PIN session token works like an API key
         try:
             await client.wait_for("connected")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                assert (await http.get("/health")).json()["connections"]["/audio-stream"] == 1
+                health = await http.get("/health", headers={"x-api-key": admin})  # counts: admins only
+                assert health.json()["connections"]["/audio-stream"] == 1
                 assert "/audio-stream" in (await http.get("/")).json()["socketio"]["namespaces"]
         finally:
             await client.close()

@@ -75,7 +75,7 @@ async def _run_client(url: str, mode: str) -> tuple[int, dict]:
 @pytest.mark.parametrize("mode", ["default", "websocket"])
 async def test_official_client_connects_acks_and_disconnects(shared_server: LiveServer, mode: str) -> None:
     await idle(shared_server)
-    instance = (await health(shared_server.url))["instance"]
+    instance = (await health(shared_server))["instance"]
 
     code, result = await _run_client(shared_server.url, mode)
 

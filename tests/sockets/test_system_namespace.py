@@ -38,7 +38,7 @@ TRANSPORTS = {
 async def test_ping_server_ack_and_connection_count(shared_server: LiveServer, transports: list[str]) -> None:
     server = shared_server
     await idle(server)
-    before = await health(server.url)
+    before = await health(server)
     assert before["connections"]["/"] == 0
 
     client, _ = await connect(server.url, transports)
@@ -54,11 +54,11 @@ async def test_ping_server_ack_and_connection_count(shared_server: LiveServer, t
         assert isinstance(reply["server_time"], float)
 
         # The upgraded connection is one client, not two (the polling session became the websocket one).
-        assert await root_connections(server.url) == 1
+        assert await root_connections(server) == 1
     finally:
         await client.disconnect()
 
-    assert await wait_until(lambda: root_connections(server.url), lambda n: n == 0) == 0
+    assert await wait_until(lambda: root_connections(server), lambda n: n == 0) == 0
 
 
 async def test_counts_several_clients_and_each_disconnect(shared_server: LiveServer) -> None:
@@ -67,13 +67,13 @@ async def test_counts_several_clients_and_each_disconnect(shared_server: LiveSer
     transports = (["websocket"], ["polling", "websocket"], ["websocket"])
     clients = [(await connect(server.url, t))[0] for t in transports]
     try:
-        assert await root_connections(server.url) == 3
+        assert await root_connections(server) == 3
         await clients[0].disconnect()
-        assert await wait_until(lambda: root_connections(server.url), lambda n: n == 2) == 2
+        assert await wait_until(lambda: root_connections(server), lambda n: n == 2) == 2
         assert (await clients[1].call("ping_server", timeout=10))["instance"]
     finally:
         await close_all(clients)
-    await wait_until(lambda: root_connections(server.url), lambda n: n == 0)
+    await wait_until(lambda: root_connections(server), lambda n: n == 0)
 
 
 @pytest.mark.parametrize("transports", list(TRANSPORTS.values()), ids=list(TRANSPORTS))
@@ -84,12 +84,12 @@ async def test_cors_origins_list_refuses_other_origins(restricted_server: LiveSe
     await idle(server)
     with pytest.raises(REFUSED):
         await connect(server.url, transports, headers={"Origin": "https://evil.example"})
-    assert await root_connections(server.url) == 0
+    assert await root_connections(server) == 0
 
     client, _ = await connect(server.url, transports, headers={"Origin": "https://app.example"})
     try:
         assert (await client.call("ping_server", timeout=10))["instance"]
-        assert await root_connections(server.url) == 1
+        assert await root_connections(server) == 1
     finally:
         await client.disconnect()
 
@@ -118,7 +118,7 @@ async def test_without_cors_origins_only_same_origin_is_accepted(shared_server: 
     # another site must not be able to open a socket with the user's cookies.
     with pytest.raises(REFUSED):
         await connect(server.url, transports, headers={"Origin": "https://app.example"})
-    assert await root_connections(server.url) == 0
+    assert await root_connections(server) == 0
 
     client, _ = await connect(server.url, transports, headers={"Origin": server.url})
     try:
@@ -149,7 +149,7 @@ async def test_malformed_packets_do_not_hurt_the_server_or_other_clients(restric
     server = restricted_server
     await idle(server)
     bystander, recorder = await connect(server.url, ["websocket"])
-    instance = (await health(server.url))["instance"]
+    instance = (await health(server))["instance"]
     outcomes: dict[str, str] = {}
     try:
         for ack_id, garbage in enumerate([*MALFORMED, b"\x00\x01binary-without-context"], start=1):
@@ -168,13 +168,13 @@ async def test_malformed_packets_do_not_hurt_the_server_or_other_clients(restric
             finally:
                 await raw.close()
 
-        body = await health(server.url)
+        body = await health(server)
         assert body["status"] == "healthy", body
         assert bystander.connected
         assert (await bystander.call("ping_server", timeout=10))["instance"] == instance
         assert "disconnect" not in recorder.names(), f"the bystander was disconnected; outcomes: {outcomes}"
         # Every raw session ends (cleanly or through the ping timeout); the bystander is all that is left.
-        await wait_until(lambda: root_connections(server.url), lambda n: n == 1)
+        await wait_until(lambda: root_connections(server), lambda n: n == 1)
         assert bystander.connected and "disconnect" not in recorder.names()
         assert "ignored" in outcomes.values(), outcomes  # the "keeps working" branch was exercised
     finally:
@@ -191,7 +191,7 @@ async def test_malformed_handshake_requests_get_errors_not_crashes(shared_server
     assert bad_version.status_code == 400
     assert bad_transport.status_code == 400
     assert unknown_sid.status_code == 400
-    assert (await health(server.url))["status"] == "healthy"
+    assert (await health(server))["status"] == "healthy"
 
 
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"]], ids=["websocket", "polling"])
@@ -213,7 +213,7 @@ async def test_oversized_message_disconnects_only_the_sender(
         assert bystander.connected
         assert "disconnect" not in bystander_events.names()
         assert (await bystander.call("ping_server", timeout=10))["instance"]
-        await wait_until(lambda: root_connections(server.url), lambda n: n == 1)
+        await wait_until(lambda: root_connections(server), lambda n: n == 1)
     finally:
         await close_all([sender, bystander])
 
@@ -228,5 +228,5 @@ async def test_oversized_raw_websocket_frame_is_refused(restricted_server: LiveS
     with pytest.raises(websockets.ConnectionClosed):  # the server ends this connection instead of acking
         while True:
             await raw.recv_skipping_pings(within=5)
-    assert (await health(server.url))["status"] == "healthy"
-    await wait_until(lambda: root_connections(server.url), lambda n: n == 0)
+    assert (await health(server))["status"] == "healthy"
+    await wait_until(lambda: root_connections(server), lambda n: n == 0)

@@ -79,6 +79,7 @@ async def test_drain_finalises_and_stores_the_stream_then_closes_with_1001(fake:
     pcm = register_speech(fake)
     async with serve_live(tmp_path, fake) as (app, port):
         user, key = await make_user(app)
+        _, admin = await make_user(app, role="admin")
         client = await connect_websocket(port, key)
         idle = await connect_websocket(port, key)  # connected, no stream
         try:
@@ -88,7 +89,8 @@ async def test_drain_finalises_and_stores_the_stream_then_closes_with_1001(fake:
             await client.send_audio(pcm[: len(pcm) * 2 // 3])
             await client.wait_for("transcript", lambda p: p["is_final"] and p["text"] == "how")
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                assert (await http.get("/health")).json()["connections"]["audio-stream"] == 2
+                health = await http.get("/health", headers={"x-api-key": admin})  # counts: admins only
+                assert health.json()["connections"]["audio-stream"] == 2
             await app.extensions["drainer"].drain()
             await asyncio.wait_for(client.closed.wait(), HANG_GUARD)
             await asyncio.wait_for(idle.closed.wait(), HANG_GUARD)

@@ -43,6 +43,7 @@ class LiveServer:
         self.env = env
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
+        self._admin_key: str | None = None
 
     @property
     def url(self) -> str:
@@ -98,6 +99,15 @@ class LiveServer:
                 return body
             time.sleep(0.1)
         raise RuntimeError(f"server not ready in {timeout}s: {body}\n{self.output()}")
+
+    async def admin_key(self) -> str:
+        """An admin's API key in this server's database (made once, once the server is ready): `/health` shows
+        its detail (instance, connections, backends) only to an admin."""
+        if self._admin_key is None:
+            from tests.support.users import admin_key_in  # imports the app's db layer: only when asked
+
+            self._admin_key = await admin_key_in(self.env["DATABASE_URL"])
+        return self._admin_key
 
     def output(self) -> str:
         try:

@@ -8,7 +8,9 @@ from quart import Quart
 
 from quart_app.auth.pins import hash_pin
 from quart_app.db import api_keys, users
+from quart_app.db.database import connect, open_database
 from quart_app.db.users import User
+from quart_app.settings import Settings
 
 
 def unique_email(tag: str = "user") -> str:
@@ -25,3 +27,16 @@ async def make_user(
     )
     _, key = await api_keys.create_api_key(db, user.id, "test")
     return user, key
+
+
+async def admin_key_in(database_url: str) -> str:
+    """An admin and its API key, written straight into a running server's (migrated) database: for a server in
+    another process (e.g. to read `/health`'s detail, which only admins get)."""
+    db = open_database(Settings.from_env({"DATABASE_URL": database_url}).database_url)
+    await connect(db)
+    try:
+        user = await users.create_user(db, email=unique_email("ops"), role="admin")
+        _, key = await api_keys.create_api_key(db, user.id, "tests")
+    finally:
+        await db.disconnect()
+    return key

@@ -87,8 +87,9 @@ async def test_drain_marks_not_ready_then_closes_plain_websockets_with_1001(serv
     ]
     for ws in sockets:
         await ws.recv()
+    _, admin = await make_user(app, role="admin")  # /health shows connection counts to admins only
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-        health = (await http.get("/health")).json()
+        health = (await http.get("/health", headers={"x-api-key": admin})).json()
         assert health["connections"]["probe"] == 3
         await app.extensions["drainer"].drain()
         response = await http.get("/health")

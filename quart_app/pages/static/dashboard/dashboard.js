@@ -11,6 +11,8 @@
   var CHART_DAYS = 14;
   var CHART_REFRESH_MS = 60000;
   var FIRST_UPDATE_GRACE_MS = 10000;
+  var RECENT_LIMIT = 20;
+  var FILTERED_REFRESH_MS = 5000;
 
   var state = {
     credential: null,
@@ -26,6 +28,11 @@
     usageLoading: false,
     transcriptSid: null,
     signedInAt: 0,
+    filters: null,  // {tenant_id, status, since}: Recent calls then come from GET /api/calls with them
+    filtered: null,  // the last page GET /api/calls answered for `filters`
+    filteredError: null,
+    filteredAt: 0,
+    filteredLoading: false,
   };
 
   function $(id) { return document.getElementById(id); }
@@ -276,6 +283,8 @@
     state.lastAt = null;
     state.usage = null;
     state.usageAt = 0;
+    state.filtered = null;
+    state.filteredAt = 0;
     setConnection("signed-out");
     showSignIn(message);
   }
@@ -326,6 +335,7 @@
     renderSummary(payload);
     renderLive(payload);
     renderRecent(payload);
+    loadFiltered(false);
     renderUsageToday(payload);
     renderHealth(payload);
     if (state.tab === "usage") maybeLoadUsage(false);
@@ -392,13 +402,103 @@
     });
   }
 
+  // ----- Recent calls: the live payload's last 20, or GET /api/calls with the filters ----------------------
+
+  function maskPhone(value) {
+    if (!value) return null;
+    var text = String(value).trim();
+    if (/^\+[0-9]{8,}$/.test(text)) return text.slice(0, 2) + "•".repeat(text.length - 6) + text.slice(-4);
+    if (text.length <= 4) return "•".repeat(text.length);
+    return "•".repeat(text.length - 2) + text.slice(-2);
+  }
+
+  /* A GET /api/calls item as the dashboard shows a call (the same shape as the payload's recent_calls). */
+  function callRow(call) {
+    var live = call.relay_status === "live" && call.ended_at == null;
+    var length = call.duration_s;
+    if (length == null && call.started_at != null) length = (call.ended_at != null ? call.ended_at : Date.now() / 1000) - call.started_at;
+    return {
+      call_sid: call.call_sid,
+      tenant_id: call.tenant_id,
+      caller: maskPhone(call.from_number),
+      status: live ? "live" : call.status,
+      duration_s: length,
+      updated_at: call.updated_at,
+    };
+  }
+
+  function readFilters() {
+    var f = { tenant_id: $("filter-tenant").value.trim(), status: $("filter-status").value, since: $("filter-since").value };
+    return f.tenant_id || f.status || f.since ? f : null;
+  }
+
+  function filtersQuery(f) {
+    var params = new URLSearchParams({ limit: String(RECENT_LIMIT) });
+    if (f.tenant_id) params.set("tenant_id", f.tenant_id);
+    if (f.status) params.set("status", f.status);
+    if (f.since) params.set("since", f.since + "T00:00:00Z");
+    return params.toString();
+  }
+
+  function applyFilters() {
+    state.filters = readFilters();
+    state.filtered = null;
+    state.filteredError = null;
+    state.filteredAt = 0;
+    renderRecent(state.payload || {});
+    loadFiltered(true);
+  }
+
+  function loadFiltered(force) {
+    var wanted = state.filters;
+    if (!wanted || !state.credential || (state.filteredLoading && !force)) return;
+    if (!force && Date.now() - state.filteredAt < FILTERED_REFRESH_MS) return;
+    state.filteredLoading = true;
+    state.filteredAt = Date.now();
+    api("/api/calls?" + filtersQuery(wanted)).then(function (page) {
+      if (state.filters !== wanted) return;
+      state.filtered = page;
+      state.filteredError = null;
+    }, function (error) {
+      if (state.filters !== wanted) return;
+      state.filteredError = error.status === 400 ? "these filters are not valid (" + error.message + ")" : error.message;
+    }).then(function () {
+      if (state.filters === wanted) state.filteredLoading = false;
+      renderRecent(state.payload || {});
+    });
+  }
+
   function renderRecent(p) {
     var container = $("recent");
-    if (p.errors && p.errors.recent_calls) {
-      setMessage(container, "Recent calls are unavailable right now (" + p.errors.recent_calls + ").");
-      return;
+    var filtered = state.filters != null;
+    var title = filtered ? "Calls matching the filters" : "Last " + RECENT_LIMIT + " calls";
+    if ($("recent-title").textContent !== title) $("recent-title").textContent = title;
+    var note = "";
+    var rows;
+    if (filtered) {
+      if (state.filteredError) {
+        $("recent-note").textContent = "";
+        setMessage(container, "Could not load the calls: " + state.filteredError + ".");
+        return;
+      }
+      if (!state.filtered) {
+        $("recent-note").textContent = "";
+        setMessage(container, "Fetching the calls that match…");
+        return;
+      }
+      rows = state.filtered.items.map(callRow);
+      if (state.filtered.total > rows.length) note = "Showing the " + rows.length + " most recently updated of " + state.filtered.total + " matching calls.";
+      else note = rows.length + (rows.length === 1 ? " matching call." : " matching calls.");
+    } else {
+      if (p.errors && p.errors.recent_calls) {
+        $("recent-note").textContent = "";
+        setMessage(container, "Recent calls are unavailable right now (" + p.errors.recent_calls + ").");
+        return;
+      }
+      rows = p.recent_calls || [];
     }
-    syncTable(container, p.recent_calls || [], {
+    if ($("recent-note").textContent !== note) $("recent-note").textContent = note;
+    syncTable(container, rows, {
       columns: [
         { key: "call_sid", label: "Call" },
         { key: "tenant_id", label: "Tenant" },
@@ -408,7 +508,7 @@
         { key: "updated_at", label: "Updated", kind: "time" },
       ],
       key: function (row) { return row.call_sid; },
-      empty: "No calls recorded yet.",
+      empty: filtered ? "No calls match these filters." : "No calls recorded yet.",
       extraLabel: "Transcript",
       extra: function (row, tr, td) {
         tr.classList.toggle("selected", row.call_sid === state.transcriptSid);
@@ -715,6 +815,13 @@
     });
     $("sign-out").addEventListener("click", function () { signOut(null); });
     $("transcript-close").addEventListener("click", closeTranscript);
+    $("recent-filters").addEventListener("submit", function (event) { event.preventDefault(); applyFilters(); });
+    $("filter-status").addEventListener("change", applyFilters);
+    $("filter-since").addEventListener("change", applyFilters);
+    $("filter-clear").addEventListener("click", function () {
+      $("recent-filters").reset();
+      applyFilters();
+    });
     $("chart-metric").addEventListener("change", renderChart);
     document.addEventListener("keydown", function (event) {
       if (event.key === "Escape" && !$("transcript").hidden) closeTranscript();
