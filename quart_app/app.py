@@ -14,6 +14,7 @@ from quart_schema import QuartSchema
 
 from .api.monitoring import observe_request, start_request_timer
 from .api.openapi_provider import ValidOpenAPIProvider
+from .assistant.feature import AssistantFeature
 from .calls.feature import RealtimeCalls, openai_connector, twilio_control
 from .calls.speech import measured
 from .features import FeatureFactory
@@ -25,6 +26,7 @@ from .sockets.audio_stream import AudioStreamSocket
 from .sockets.monitoring import MonitoringSocket, calls_figures, monitored, stream_figures
 from .sockets.server import build_socketio
 from .sockets.system import SystemSocket
+from .sockets.voice import VoiceSocket
 from .telephony import twiml
 from .transcribe.jobs import JobRunner
 from .version import VERSION
@@ -58,6 +60,11 @@ def _live_streams(resources: Resources) -> AudioStreamSocket:
     return AudioStreamSocket(resources, record_provider=resources.monitoring.providers.record)
 
 
+def _assistant(resources: Resources) -> AssistantFeature:
+    # The assistant feature with its Socket.IO front end (sockets/voice.py registers "/voice" in start()).
+    return VoiceSocket.from_resources(resources)
+
+
 # The routes that accept a large body (multipart uploads); any other body is limited to MAX_JSON_KB.
 UPLOAD_PATHS = re.compile(r"^/transcriptions/(deepgram|whisper|jobs)$|^/api/tenants/[^/]+/documents$")
 
@@ -65,6 +72,7 @@ UPLOAD_PATHS = re.compile(r"^/transcriptions/(deepgram|whisper|jobs)$|^/api/tena
 FEATURES_ENABLED: tuple[FeatureFactory, ...] = (
     SystemSocket,
     _jobs,
+    _assistant,  # before the features that use it (the /voice namespace)
     monitored(_live_streams, stream_figures),  # monitored(): also registers the feature's dashboard figures
     monitored(_realtime_calls, calls_figures),
     MonitoringSocket,
@@ -146,10 +154,22 @@ def create_app(settings: Settings | None = None) -> Quart:
 
 
 def _register_blueprints(app: Quart, settings: Settings) -> None:
-    from .api import calls, health, identity, jobs, keys, monitoring, tenants, transcriptions, translations, usage
-    from .pages import dashboard, docs
+    from .api import (
+        calls,
+        health,
+        identity,
+        jobs,
+        keys,
+        monitoring,
+        tenants,
+        todos,
+        transcriptions,
+        translations,
+        usage,
+    )
+    from .pages import dashboard, docs, voice_assistant
     from .streams import audio_stream
-    from .telephony import media_stream, voice, webhooks
+    from .telephony import classic, media_stream, voice, webhooks
 
     for module in (
         health,
@@ -161,6 +181,7 @@ def _register_blueprints(app: Quart, settings: Settings) -> None:
         usage,
         calls,
         tenants,
+        todos,
         docs,
         monitoring,
         dashboard,
@@ -168,7 +189,7 @@ def _register_blueprints(app: Quart, settings: Settings) -> None:
     ):
         app.register_blueprint(module.blueprint)
     # Twilio and voice-assistant routes also answer under APP_ROUTE_PREFIX so old webhook URLs keep working.
-    for module in (webhooks, voice, media_stream):
+    for module in (webhooks, voice, media_stream, classic, voice_assistant):
         app.register_blueprint(module.blueprint)
         if settings.app_route_prefix:
             app.register_blueprint(

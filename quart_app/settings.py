@@ -204,7 +204,8 @@ class Settings(BaseSettings):
 
     socketio_ping_interval: Annotated[float, Field(ge=1)] = 25.0
     socketio_ping_timeout: Annotated[float, Field(ge=1)] = 20.0
-    socketio_max_http_buffer_size: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1_000_000
+    # 11 MiB: a /voice recording may be up to 10 MB and must get `audio_too_large`, not a closed connection.
+    socketio_max_http_buffer_size: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 11 * 1024 * 1024
 
     # Live transcription (/audio-stream): largest audio message, longest stream, no-audio timeout, streams per
     # user at once (per process), `start`s per user per minute; KeepAlive to Deepgram after this long without
@@ -283,6 +284,18 @@ class Settings(BaseSettings):
     realtime_max_calls: Annotated[int, Field(ge=1, le=100_000)] = 1000
     realtime_knowledge_results: Annotated[int, Field(ge=1, le=20)] = 3
 
+    # Voice to-do assistant: an OpenAI-compatible chat model with function calling (SambaNova or another host is
+    # configuration); each unset variable falls back to OPENAI_BASE_URL / OPENAI_API_KEY. Tool rounds per turn,
+    # messages remembered per user, and the voice its answers are spoken in (OpenAI audio.speech).
+    assistant_llm_base_url: HttpUrl | None = None
+    assistant_llm_model: str = "gpt-4o-mini"
+    assistant_llm_api_key: SecretStr | None = None
+    assistant_llm_timeout: Seconds = 30.0
+    assistant_max_tool_rounds: Annotated[int, Field(ge=1, le=20)] = 5
+    assistant_memory_messages: Annotated[int, Field(ge=2, le=1000)] = 40
+    openai_tts_model: str = "gpt-4o-mini-tts"
+    openai_tts_voice: str = "alloy"
+
     allow_insecure_session_auth: Bool = False
     prices: Annotated[dict[str, float], NoDecode, BeforeValidator(_prices)] = Field(
         default_factory=lambda: dict(DEFAULT_PRICES)
@@ -339,6 +352,16 @@ class Settings(BaseSettings):
         if self.auth0_base_url:
             return self.auth0_base_url
         return f"https://{self.auth0_domain}" if self.auth0_domain else None
+
+    @property
+    def assistant_llm_url(self) -> str | None:
+        """The assistant's chat endpoint: ASSISTANT_LLM_BASE_URL, else OPENAI_BASE_URL (None: OpenAI's own)."""
+        return self.assistant_llm_base_url or self.openai_base_url
+
+    @property
+    def assistant_llm_secret(self) -> SecretStr | None:
+        """The assistant's API key: ASSISTANT_LLM_API_KEY, else OPENAI_API_KEY (None: no chat model)."""
+        return self.assistant_llm_api_key or self.openai_api_key
 
     def providers(self) -> dict[str, ProviderStatus]:
         """Which providers have what they need, and which variables are missing for the rest."""

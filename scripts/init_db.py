@@ -284,6 +284,7 @@ class AccountRequest:
     role: str
     promote: bool
     user_id: str | None = None
+    phone: str | None = None  # E.164
 
 
 def read_pin(args: argparse.Namespace) -> str | None:
@@ -315,6 +316,7 @@ def account_request(args: argparse.Namespace) -> AccountRequest:
         raise Failure("--user-id names an existing user to promote: pass --promote too", USAGE)
     try:
         email = normalize_email(args.email) if args.email is not None else None
+        phone = users.normalize_phone(args.phone) if getattr(args, "phone", None) else None
         pin = read_pin(args)
         if pin is not None:
             validate_pin(pin)
@@ -322,7 +324,7 @@ def account_request(args: argparse.Namespace) -> AccountRequest:
         raise Failure(str(exc), USAGE) from None
     name = (args.name or "").strip() or None
     pin_hash = hash_pin(pin) if pin is not None else None
-    return AccountRequest(email, name, pin_hash, args.role, promote, user_id)
+    return AccountRequest(email, name, pin_hash, args.role, promote, user_id, phone)
 
 
 def _is_duplicate(exc: Exception) -> bool:
@@ -375,27 +377,37 @@ async def user_to_promote(db: Database, req: AccountRequest) -> users.User | Non
 async def create_account(db: Database, req: AccountRequest) -> None:
     await upgrade(db)
     existing = await user_to_promote(db, req)
+    if req.phone is not None:
+        holder = await users.get_user_by_phone(db, req.phone)
+        if holder is not None and (existing is None or holder.id != existing.id):
+            raise Failure(f"the phone number {req.phone} already belongs to {describe(holder)}; nothing changed")
     try:
         async with write_transaction(db):
             if existing is None:
-                user = await users.create_user(db, email=req.email, name=req.name, role=req.role, pin_hash=req.pin_hash)
+                user = await users.create_user(
+                    db, email=req.email, name=req.name, role=req.role, pin_hash=req.pin_hash, phone=req.phone
+                )
                 action = "created"
             else:
                 await users.set_role(db, existing.id, "admin")
                 if req.pin_hash is not None:
                     await users.set_pin_hash(db, existing.id, req.pin_hash)
+                if req.phone is not None:
+                    await users.set_phone(db, existing.id, req.phone)
                 user = existing
                 action = "promoted to admin:"
             _, plaintext = await create_api_key(db, user.id, name=KEY_NAME)
     except Exception as exc:
         if _is_duplicate(exc):  # lost a race with another writer between the check and the insert
-            raise Failure(f"a user with email {req.email} already exists; nothing created") from None
+            taken = f"email {req.email}" + (f" or phone {req.phone}" if req.phone else "")
+            raise Failure(f"a user with {taken} already exists; nothing created") from None
         raise
 
     pin = "PIN set" if req.pin_hash is not None else "no PIN"
     if existing is not None and req.pin_hash is None:
         pin = "PIN unchanged"
-    print(f"{action} user {user.id} <{user.email or 'no e-mail'}> role {req.role}, {pin}")
+    phone = f", phone {req.phone}" if req.phone else ""
+    print(f"{action} user {user.id} <{user.email or 'no e-mail'}> role {req.role}, {pin}{phone}")
     print(f"API key (shown only now, store it safely): {plaintext}")
 
 
@@ -448,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
             "prefer --pin-stdin). Without either the user has no PIN",
         )
         sub.add_argument("--name", help="display name (new users only)")
+        sub.add_argument(
+            "--phone",
+            help="the user's phone number in E.164 (+15551234567): they may sign in with it and their PIN, and "
+            "are recognised when they call the assistant from it",
+        )
         if role == "admin":
             sub.add_argument(
                 "--promote",

@@ -1,4 +1,5 @@
-"""PIN sign-in as a service: REST (`POST /api/auth/pin`), and next the `/voice` namespace and the phone flow.
+"""PIN sign-in as a service: REST (`POST /api/auth/pin`), the `/voice` namespace and the phone flow (by e-mail or
+by E.164 phone number).
 
 Every PIN verification (sign-in, and the current PIN when a PIN is changed) passes the same gates, cheapest
 first, so refused attempts cost no scrypt:
@@ -166,12 +167,19 @@ class PinSignIn:
         self.hasher = hasher
 
     async def sign_in(self, identifier: str, pin: str, address: str) -> SignedIn:
-        """A session for `identifier` (an e-mail) and `pin`, or one of the refusals in the module docstring."""
+        """A session for `identifier` (an e-mail, or an E.164 phone number) and `pin`, or one of the refusals
+        in the module docstring. A phone number is counted in its E.164 form, however it was spelt."""
         db = self.database.get()
         found: list[User] = []
+        phone = users.looks_like_phone(identifier)
+        if phone:
+            identifier = users.normalize_phone(identifier)
 
         async def stored_hash() -> str | None:
-            user = await users.get_user_by_email(db, identifier.strip())
+            if phone:
+                user = await users.get_user_by_phone(db, identifier)
+            else:
+                user = await users.get_user_by_email(db, identifier.strip())
             if user is not None:
                 found.append(user)
             return user.pin_hash if user is not None else None
@@ -185,6 +193,14 @@ class PinSignIn:
         await self.lockout.reset(identifier, address)
         token = self.sessions.issue(user.id, user.pin_hash)
         return SignedIn(user=user, token=token, expires_in=self.sessions.ttl_s)
+
+    async def verify_caller(self, from_number: str, pin: str) -> User:
+        """The user whose phone is `from_number`, if `pin` is theirs: the phone flow's sign-in, through the same
+        gates (the caller's number is its "address"). Raises InvalidCredentials, LockedOut, SignInRateLimited
+        or Busy like `sign_in`."""
+        number = users.normalize_phone(from_number) if users.looks_like_phone(from_number) else from_number.strip()
+        signed = await self.sign_in(number, pin, f"phone:{number}")
+        return signed.user
 
     async def verify_current(self, user: User, pin: str, address: str) -> None:
         """Check the PIN `user` has now (before it is changed), through the same gates as a sign-in.

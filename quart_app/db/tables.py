@@ -28,6 +28,7 @@ users = sa.Table(
     sa.Column("pin_hash", sa.Text),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("phone", sa.Text, unique=True),  # m0007: E.164, optional
 )
 
 api_keys = sa.Table(
@@ -217,4 +218,30 @@ call_transcripts = sa.Table(
     sa.Column("item_id", sa.Text),
     sa.Column("interrupted", sa.Integer, nullable=False),
     sa.Column("latency_ms", sa.Integer),
+)
+
+# ----- m0007: the voice to-do assistant ----------------------------------------------------------------
+
+todos = sa.Table(
+    "todos",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.Text, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("done", sa.Integer, nullable=False),
+    sa.Column("due_date", sa.Text),
+    sa.Column("priority", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("completed_at", sa.Float),
+)
+
+assistant_messages = sa.Table(
+    "assistant_messages",
+    metadata,
+    sa.Column("user_id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # the whole chat message as JSON
+    sa.Column("created_at", sa.Float, nullable=False),
 )

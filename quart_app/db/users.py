@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ class User:
     pin_hash: str | None
     created_at: float
     updated_at: float
+    phone: str | None = None  # E.164 (+15551234567): a caller is found by the number they call from
 
     @property
     def is_admin(self) -> bool:
@@ -49,6 +51,27 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def normalize_phone(phone: str) -> str:
+    """E.164 from what people type ("+1 (555) 123-4567" → "+15551234567"); ValueError when it is not one."""
+    compact = re.sub(r"[\s().\-]", "", phone.strip())
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    if not _E164.match(compact):
+        raise ValueError("phone must be an E.164 number such as +15551234567")
+    return compact
+
+
+def looks_like_phone(identifier: str) -> bool:
+    try:
+        normalize_phone(identifier)
+    except ValueError:
+        return False
+    return "@" not in identifier
+
+
 def new_user_id() -> str:
     return "usr_" + secrets.token_hex(8)
 
@@ -61,12 +84,14 @@ async def create_user(
     name: str | None = None,
     role: str = "user",
     pin_hash: str | None = None,
+    phone: str | None = None,
 ) -> User:
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
     stamp = now()
     email = normalize_email(email) if email else None
-    user = User(new_user_id(), email, auth0_sub, name, role, pin_hash, stamp, stamp)
+    phone = normalize_phone(phone) if phone else None
+    user = User(new_user_id(), email, auth0_sub, name, role, pin_hash, stamp, stamp, phone)
     await db.execute(users.insert().values(**user.__dict__))
     return user
 
@@ -83,6 +108,21 @@ async def find_users_by_email(db: Database, email: str) -> list[User]:
     """Every user whose e-mail matches ignoring case (rows written before e-mails were normalized may differ)."""
     query = sa.select(users).where(sa.func.lower(users.c.email) == normalize_email(email)).order_by(users.c.created_at)
     return [u for u in (_row(r) for r in await db.fetch_all(query)) if u is not None]
+
+
+async def get_user_by_phone(db: Database, phone: str) -> User | None:
+    """The user with this phone number (any common spelling of it); None when unknown or not a number."""
+    try:
+        number = normalize_phone(phone)
+    except ValueError:
+        return None
+    return _row(await db.fetch_one(sa.select(users).where(users.c.phone == number)))
+
+
+async def set_phone(db: Database, user_id: str, phone: str | None) -> None:
+    """Set (normalised to E.164) or clear a user's phone number; ValueError for a malformed number."""
+    number = normalize_phone(phone) if phone else None
+    await db.execute(users.update().where(users.c.id == user_id).values(phone=number, updated_at=now()))
 
 
 async def get_user_by_sub(db: Database, sub: str) -> User | None:

@@ -38,3 +38,27 @@ def connect_stream(url: str, parameters: Mapping[str, str | None], *, then_say: 
     )
     after = (_say(then_say) if then_say else "") + "<Hangup/>"
     return f"{HEAD}<Response><Connect><Stream url={quoteattr(url)}>{params}</Stream></Connect>{after}</Response>"
+
+
+# ----- the voice to-do assistant's classic flow (<Gather> / <Say>, telephony/classic.py) ---------------------
+
+NO_INPUT = "I didn't hear anything. Goodbye."
+
+
+def say_and_gather(
+    action: str,
+    prompt: str,
+    *,
+    before: str | None = None,
+    input_kinds: str = "speech",
+    no_input: str = NO_INPUT,
+    timeout_s: int = 6,
+) -> str:
+    """`before` said first, then `prompt` inside a `<Gather>` posting what the caller says (`SpeechResult`) or
+    keys in (`Digits`, ended by #) to `action`; without any input Twilio goes on with `no_input` and hangs up."""
+    gather = (
+        f'<Gather input={quoteattr(input_kinds)} action={quoteattr(action)} method="POST" '
+        f'timeout="{int(timeout_s)}" speechTimeout="auto" finishOnKey="#">{_say(prompt)}</Gather>'
+    )
+    first = _say(before) if before else ""
+    return f"{HEAD}<Response>{first}{gather}{_say(no_input)}<Hangup/></Response>"

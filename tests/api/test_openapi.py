@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 _VARIABLE = re.compile(r"<(?:[^<>]*:)?(\w+)>")
 _NOT_REST = {"static", "openapi", "swagger_ui"}  # the document and its viewer, and static files
 _HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
-_PAGES = {"docs", "dashboard"}  # HTML pages (quart_app/pages/) and their assets
+_PAGES = {"docs", "dashboard", "voice_assistant", "voice_assistant_prefixed"}  # HTML pages (quart_app/pages/)
 
 
 def app_operations(app) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]

@@ -36,7 +36,8 @@ class CDPError(RuntimeError):
 
 
 class Browser:
-    def __init__(self) -> None:
+    def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
+        self.extra_args = extra_args  # more chromium flags, e.g. a fake microphone for a page that records
         self._profile: tempfile.TemporaryDirectory[str] | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._ws: Any = None
@@ -56,6 +57,7 @@ class Browser:
             f"--host-resolver-rules={LOOPBACK_ONLY}",
             "--remote-debugging-port=0",
             "--remote-debugging-address=127.0.0.1",
+            *self.extra_args,
             "about:blank",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,

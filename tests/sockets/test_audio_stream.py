@@ -74,7 +74,7 @@ async def test_a_message_over_the_socketio_buffer_drops_only_that_client(fake: F
         try:
             await big.start_and_wait()
             await big.send_audio(pcm[: len(pcm) // 2])
-            await big.send_audio_chunk(b"\0" * (2 * 1024 * 1024))
+            await big.send_audio_chunk(b"\0" * (12 * 1024 * 1024))  # over the 11 MiB default buffer
             await asyncio.wait_for(big.closed.wait(), HANG_GUARD)
             await other.start_and_wait()
             await other.send_audio(pcm + silence(0.3))
