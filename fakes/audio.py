@@ -83,16 +83,21 @@ def wav_duration(data: bytes) -> float:
 
 
 def _ffprobe_duration(data: bytes) -> float | None:
+    """From a seekable copy, as the real services decode it: through a pipe ffprobe cannot tell an Ogg Opus
+    stream's length (it is in the last page's granule position)."""
     import subprocess
+    import tempfile
 
     try:
-        result = subprocess.run(
-            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", "-i", "pipe:0"],
-            input=data,
-            capture_output=True,
-            timeout=10,
-            check=False,
-        )
+        with tempfile.NamedTemporaryFile(prefix="fake-audio-") as copy:
+            copy.write(data)
+            copy.flush()
+            result = subprocess.run(
+                ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", "-i", copy.name],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
         return float(result.stdout.strip() or b"nan") if result.returncode == 0 else None
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return None
@@ -131,6 +136,16 @@ class TranscriptRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._texts: dict[str, str] = {}
+        self._phrases: list[str] = []
+        self._next_phrase = 0
+
+    def speak_in_turn(self, phrases: list[str]) -> None:
+        """Unregistered audio transcribes to these phrases in turn (cycling) instead of a visibly fake text: the
+        fake cannot recognise speech, so a person trying the voice assistant with the fakes gets a plausible
+        request for each recording (`scripts/dev_fakes.py --phrases`)."""
+        with self._lock:
+            self._phrases = [p for p in phrases if p.strip()]
+            self._next_phrase = 0
 
     def register(self, audio_or_sha256: bytes | str, text: str) -> str:
         """Make `text` the transcript of these bytes (or of this hex SHA-256); returns the key."""
@@ -148,6 +163,11 @@ class TranscriptRegistry:
         registered = self.lookup(data)
         if registered is not None:
             return registered
+        with self._lock:
+            if self._phrases:
+                phrase = self._phrases[self._next_phrase % len(self._phrases)]
+                self._next_phrase += 1
+                return phrase
         return f"Fake transcript {sha256_hex(data)[:8]} of {duration:.2f} seconds of {fmt} audio."
 
 

@@ -57,6 +57,7 @@ class Fault:
     message: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     path: str | None = None
+    gate: threading.Event | None = None  # hold the request until the test sets it (hold_next)
 
     def matches(self, path: str) -> bool:
         return self.path is None or path.startswith(self.path)
@@ -112,6 +113,13 @@ class FakeService:
     def hang_next(self, seconds: float, count: int = 1, *, path: str | None = None) -> None:
         """Hold the next `count` matching requests for `seconds` before answering normally."""
         self._add_faults(Fault(None, seconds, path=path) for _ in range(count))
+
+    def hold_next(self, count: int = 1, *, path: str | None = None) -> threading.Event:
+        """Hold the next `count` matching requests (after recording them) until the returned event is set, then
+        answer normally: a provider paused mid-job, released by the test rather than by a clock."""
+        gate = threading.Event()
+        self._add_faults(Fault(None, 0.0, path=path, gate=gate) for _ in range(count))
+        return gate
 
     def delay_next(self, *delays: float, path: str | None = None) -> None:
         """Delay successive matching requests by the given seconds each, e.g. to answer out of order."""
@@ -173,6 +181,9 @@ class FakeService:
         fault = self._take_fault(request.path)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
+        if fault is not None and fault.gate is not None:
+            while not fault.gate.is_set():  # noqa: ASYNC110 - a threading.Event, set from the test's thread
+                await asyncio.sleep(0.02)
         if fault is not None and fault.status is not None:
             await request.read()  # drain the upload so the client sees the status, not a reset
             response = self.error_response(fault.status, fault.message, fault.headers)

@@ -151,6 +151,20 @@ class RealtimeSessionRecord:
     closed_by: str | None = None
     close_code: int | None = None
     fake_errors: list[str] = field(default_factory=list)
+    first_audio_at: float | None = None  # time.time() of the first / latest `input_audio_buffer.append`
+    last_audio_at: float | None = None
+
+    @property
+    def given_history(self) -> list[tuple[str, str]]:
+        """(role, text) of every message the client created with `conversation.item.create`: the conversation a
+        session was given (a handoff or a resumed call replays it), in order."""
+        found = []
+        for event in self.client_events_of("conversation.item.create"):
+            item = event.get("item") or {}
+            if item.get("type") == "message":
+                text = "".join(str(p.get("text") or p.get("transcript") or "") for p in item.get("content") or [])
+                found.append((str(item.get("role")), text))
+        return found
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -840,9 +854,14 @@ class _Connection:
         samples, rate = self._decode(raw)
         added_ms = samples.size * 1000 / rate
 
+        received = time.time()
+
         def update(r: RealtimeSessionRecord) -> None:
             r.audio_in.extend(raw)
             r.audio_in_ms += added_ms
+            if r.first_audio_at is None:
+                r.first_audio_at = received
+            r.last_audio_at = received
 
         self._record(update)
         if rate != self.leftover_rate:

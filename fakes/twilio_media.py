@@ -115,6 +115,8 @@ class StreamRecord:
     close_code: int | None = None
     close_reason: str | None = None
     closed_by: str | None = None  # "twilio" (stop/hangup/redirect) or "service"
+    opened_at: float = field(default_factory=time.monotonic)  # wall clock (monotonic) `start` was sent, and the end
+    closed_at: float | None = None
 
 
 class TwilioMediaCall:
@@ -140,6 +142,7 @@ class TwilioMediaCall:
         extra_headers: Mapping[str, str] | None = None,
         open_timeout: float = 10.0,
         sign_requests: bool = True,
+        linger_s: float | None = None,
     ) -> None:
         self.url = url
         self.auth_token = auth_token
@@ -152,6 +155,9 @@ class TwilioMediaCall:
         self.extra_headers = dict(extra_headers or {})
         self.open_timeout = open_timeout
         self.sign_requests = sign_requests
+        # Seconds the call stays up after the service side ends a stream (Twilio runs the TwiML after <Connect>:
+        # a pause, an apology) before it hangs up; a REST update in that time opens a new stream. None: forever.
+        self.linger_s = linger_s
         self._first_stream_sid = stream_sid
         # the call
         self.call_ms = 0
@@ -185,6 +191,8 @@ class TwilioMediaCall:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._send_lock: asyncio.Lock | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._fake_twilio: Any = None
+        self._linger_task: asyncio.Task[None] | None = None
 
     # ----- properties --------------------------------------------------------------------------
 
@@ -291,6 +299,7 @@ class TwilioMediaCall:
                 "streamSid": record.stream_sid,
             }
         )
+        record.opened_at = time.monotonic()
         self._ready = True
 
     async def hangup(self) -> None:
@@ -305,6 +314,9 @@ class TwilioMediaCall:
         await self._close_stream("twilio")
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self._fake_twilio is not None:  # the carrier side: the call is over
+            with contextlib.suppress(KeyError):
+                self._fake_twilio.set_call_status(self.call_sid, "completed")
         self._fail_waiters("the call ended before this audio was sent")
         await self._notify()
 
@@ -336,6 +348,7 @@ class TwilioMediaCall:
         if record.closed_by is None:
             record.closed_by = by
             record.stopped_ms = self.call_ms
+            record.closed_at = time.monotonic()
             with contextlib.suppress(ConnectionClosed):
                 await self._send(
                     {
@@ -349,6 +362,14 @@ class TwilioMediaCall:
         if self._recv_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._recv_task
+
+    async def _linger(self, record: StreamRecord) -> None:
+        """The stream ended from the service side: Twilio plays the TwiML after `<Connect>` (`linger_s`), then
+        hangs up, unless a REST update opened a new stream meanwhile."""
+        assert self.linger_s is not None
+        await asyncio.sleep(self.linger_s)
+        if not self.ended and self.streams and self.stream is record:
+            await self.hangup()
 
     # ----- talking -----------------------------------------------------------------------------------
 
@@ -491,8 +512,11 @@ class TwilioMediaCall:
             if record.closed_by is None:
                 record.closed_by = "service"
                 record.stopped_ms = self.call_ms
+                record.closed_at = time.monotonic()
                 self._ready = False
                 self._fail_waiters("the service closed the stream before this audio was sent")
+                if self.linger_s is not None and not self.ended:
+                    self._linger_task = asyncio.create_task(self._linger(record), name="twilio-call-linger")
             if ws.close_code is not None:
                 record.close_code = ws.close_code
                 record.close_reason = ws.close_reason
@@ -578,6 +602,7 @@ class TwilioMediaCall:
                 asyncio.run_coroutine_threadsafe(self._apply_update(dict(update)), loop)
 
         self._unsubscribe = fake_twilio.on_call_update(on_update)
+        self._fake_twilio = fake_twilio
 
     async def _apply_update(self, update: dict[str, str]) -> None:
         try:

@@ -52,6 +52,7 @@ def _realtime_calls(resources: Resources) -> RealtimeCalls:
         connector=measured(openai_connector(settings), resources.monitoring.providers.record),
         control=twilio_control(settings, resources.http),
         apology_twiml=twiml.say_and_hang_up(twiml.APOLOGY),
+        stream_twiml=twiml.connect_stream,  # where a moved or recovered call reconnects (#22)
     )
 
 

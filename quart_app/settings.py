@@ -185,15 +185,31 @@ class Settings(BaseSettings):
     max_media_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 180
     jobs_dir: str = "./data/jobs"
     transcribe_concurrency: Annotated[int, Field(ge=1, le=32)] = 4
-    # Queued+running jobs per user, and the bytes of their uploads waiting on disk (429/413 beyond).
+    # Queued+running jobs per user, and the bytes of their audio kept in the database (429/413 beyond).
     max_jobs_per_user: Annotated[int, Field(ge=1, le=1000)] = 5
     max_job_bytes_per_user: Annotated[int, Field(ge=1024 * 1024, le=1024**4)] = 2 * 1024**3
+    # Jobs: the lease a worker holds on a running job (renewed every third of it; once it lapses, e.g. the
+    # instance died, any instance takes the job over), how often idle workers look for queued jobs, and the
+    # longest chunk a job's audio is cut into (the unit of resumption).
+    job_lease_s: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    job_poll_s: Annotated[float, Field(ge=0.05, le=600)] = 2.0
+    job_chunk_s: Annotated[float, Field(ge=1, le=7200)] = 600.0
     # Deadlines of media tools: each ffprobe run; each ffmpeg run at least this, more for long media.
     ffprobe_timeout_s: Annotated[float, Field(ge=0.1, le=600)] = 20.0
     ffmpeg_min_timeout_s: Annotated[float, Field(ge=0.1, le=3600)] = 60.0
 
     # How long a SIGTERM drain may take before features are cut: jobs requeue, streams finalise, calls move.
     drain_timeout_s: Annotated[float, Field(ge=1, le=3600)] = 20.0
+    # Live calls survive deploys and crashes (#22). Each instance writes a heartbeat to the database this often;
+    # one silent for CALLS_INSTANCE_EXPIRY_S is dead, and every CALLS_RECOVERY_SWEEP_S a ready instance takes over
+    # (through Twilio REST) the calls it was relaying. A draining instance moves each call at a turn boundary,
+    # waiting at most CALLS_MOVE_WAIT_S for one. After <Connect> the caller hears CALLS_RECOVERY_HOLD_S seconds of
+    # silence (time for a recovery) before the apology, when Twilio REST is configured.
+    calls_heartbeat_s: Annotated[float, Field(ge=0.05, le=60)] = 0.5
+    calls_instance_expiry_s: Annotated[float, Field(ge=0.2, le=600)] = 1.5
+    calls_recovery_sweep_s: Annotated[float, Field(ge=0.05, le=60)] = 0.5
+    calls_move_wait_s: Annotated[float, Field(ge=0, le=600)] = 5.0
+    calls_recovery_hold_s: Annotated[int, Field(ge=0, le=60)] = 4
 
     # Monitoring (/monitoring, /metrics): with REDIS_URL each instance writes its figures to Redis this often, or
     # at the pace a dashboard asks for when faster. /metrics needs an admin credential (`admin`), or is served
@@ -411,4 +427,12 @@ def _cross_field_problems(raw: Mapping[str, str]) -> list[str]:
             problems.append("ALLOW_INSECURE_SESSION_AUTH: may not be true in production")
     if app_env != "development" and raw.get("twilio_validate_signatures", "").lower() in ("0", "false", "no", "off"):
         problems.append("TWILIO_VALIDATE_SIGNATURES: may be false only when APP_ENV=development")
+    try:
+        heartbeat = float(raw.get("calls_heartbeat_s", "0.5"))
+        expiry = float(raw.get("calls_instance_expiry_s", "1.5"))
+    except ValueError:
+        pass  # reported with the field errors
+    else:
+        if expiry < 2 * heartbeat:
+            problems.append("CALLS_INSTANCE_EXPIRY_S: must be at least twice CALLS_HEARTBEAT_S")
     return problems

@@ -41,6 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--auth0-audience", default="https://api.voice.local", help="API audience put in `aud`")
     parser.add_argument("--env-file", type=Path, help="also write the variables to this file (KEY=value lines)")
     parser.add_argument("--no-token", action="store_true", help="do not print a sample access token")
+    parser.add_argument(
+        "--phrases",
+        default="Add buy milk.|What's on my list?|Mark buy milk done.",
+        help="what the OpenAI fake hears in recordings it does not know, in turn, separated by | (it cannot "
+        "recognise speech; try the voice assistant page with these); empty for a visibly fake transcript",
+    )
     return parser.parse_args(argv)
 
 
@@ -72,6 +78,7 @@ def build_env(
 
 async def serve(args: argparse.Namespace) -> int:
     openai = FakeOpenAI()
+    openai.transcripts.speak_in_turn(args.phrases.split("|"))
     fakes = (
         FakeAuth0(args.auth0_domain, args.auth0_audience),
         openai,

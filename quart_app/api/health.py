@@ -11,6 +11,7 @@ from typing import Any
 from quart import Blueprint, current_app, jsonify
 from quart.typing import ResponseReturnValue
 
+from ..media.tools import MEDIA_TOOLS, MISSING
 from ..resources import Resources
 from ..version import SERVICE_NAME, VERSION
 from ..web.guards import authenticate_request
@@ -134,6 +135,15 @@ async def _check_message_queue(rs: Resources) -> dict[str, Any]:
     return {"status": "ok", "backend": "redis", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
+async def _check_media_tools() -> dict[str, Any]:
+    """ffmpeg's and ffprobe's versions, or "missing"; error when either is (media uploads then answer 503)."""
+    versions = await MEDIA_TOOLS.versions()
+    missing = [tool for tool, version in versions.items() if version == MISSING]
+    if missing:
+        return {"status": "error", **versions, "error": f"{' and '.join(missing)} not found on PATH"}
+    return {"status": "ok", **versions}
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]
@@ -152,4 +162,6 @@ class Check:
 CHECKS: dict[str, Check] = {
     "database": Check(_check_database),
     "message_queue": Check(_check_message_queue),
+    # Not required: without ffmpeg/ffprobe only media uploads fail (503 media_tools_unavailable); the rest serves.
+    "media_tools": Check(lambda rs: _check_media_tools(), required=False),
 }

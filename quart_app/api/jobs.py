@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from typing import Any, Literal
 
 from databases import Database
@@ -14,7 +13,7 @@ from quart_schema import document_headers, document_querystring
 
 from ..db import jobs as job_store
 from ..errors import APIError
-from ..media.probe import check_media, probe
+from ..media.tools import MEDIA_TOOLS
 from ..transcribe import idempotency
 from ..transcribe.jobs import ENDPOINT, JobRunner
 from ..web.guards import current_principal, require_auth
@@ -89,6 +88,7 @@ async def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     """
     rs = resources()
     runner = _runner()
+    await MEDIA_TOOLS.require()  # 503 media_tools_unavailable without ffmpeg/ffprobe, before the body
     user_id = current_principal().user.id
     key = idempotency_key()
     from_query = _provider(request.args["provider"]) if "provider" in request.args else None
@@ -102,38 +102,37 @@ async def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     job_id = job_store.new_job_id()
     claim: idempotency.Claim | None = None
     try:
-        provider, language = _form_choice(pending.fields, from_query)
-        rs.providers.transcriber(provider)  # 503, still before anything is stored
-        if key is not None:
-            fingerprint = await asyncio.to_thread(
-                idempotency.fingerprint, (ENDPOINT, provider, language or ""), pending.stream
+        async with runner.intake(job_id):  # the upload's scratch directory, removed before we answer
+            provider, language = _form_choice(pending.fields, from_query)
+            rs.providers.transcriber(provider)  # 503, still before anything is stored
+            if key is not None:
+                fingerprint = await asyncio.to_thread(
+                    idempotency.fingerprint, (ENDPOINT, provider, language or ""), pending.stream
+                )
+                outcome = await idempotency.begin(db, user_id, key, fingerprint)
+                if isinstance(outcome, idempotency.Replay):
+                    return replay_response(outcome)
+                claim = outcome
+            await runner.check_quota(db, user_id)  # the job count, before the upload is processed
+            media = await store(pending, runner.source_path(job_id))
+            # Probe, extract the audio and cut it into the chunks the database keeps (APIError for bad media).
+            audio = await runner.prepare(media.path, provider)
+            location = f"/transcriptions/jobs/{job_id}"
+
+            async def remember(db: Database, job: job_store.Job) -> None:
+                if claim is not None:
+                    await claim.complete(db, 202, job.public(), {"Location": location})
+
+            job = await runner.admit(
+                job_id=job_id,
+                user_id=user_id,
+                provider=provider,
+                language=language,
+                filename=media.filename,
+                audio=audio,
+                then=remember,
             )
-            outcome = await idempotency.begin(db, user_id, key, fingerprint)
-            if isinstance(outcome, idempotency.Replay):
-                return replay_response(outcome)
-            claim = outcome
-        await runner.check_quota(db, user_id, pending.size)  # refused before the upload is stored
-        media = await store(pending, runner.source_path(job_id))
-        check_media(
-            await probe(media.path, timeout_s=rs.settings.ffprobe_timeout_s), rs.settings.max_media_minutes * 60.0
-        )
-        location = f"/transcriptions/jobs/{job_id}"
-
-        async def remember(db: Database, job: job_store.Job) -> None:
-            if claim is not None:
-                await claim.complete(db, 202, job.public(), {"Location": location})
-
-        job = await runner.admit(
-            job_id=job_id,
-            user_id=user_id,
-            provider=provider,
-            language=language,
-            filename=media.filename,
-            size=media.size,
-            then=remember,
-        )
     except BaseException:
-        await asyncio.to_thread(shutil.rmtree, runner.job_dir(job_id), True)
         if claim is not None:
             await claim.release(db)
         raise

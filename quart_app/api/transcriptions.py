@@ -27,6 +27,8 @@ from quart_schema import (
 
 from ..db import transcriptions
 from ..errors import APIError
+from ..media.tools import MEDIA_TOOLS
+from ..settings import Settings
 from ..transcribe import idempotency, subtitles
 from ..transcribe.long_media import measure_upload, media_deadlines, transcribe_upload_chunked
 from ..web.guards import current_principal, require_auth
@@ -111,6 +113,8 @@ async def _transcribe(route: str) -> tuple[Any, int, dict[str, str]]:
     key = idempotency_key()  # 400 before reading the body
     user_id = current_principal().user.id
     deadlines = media_deadlines(rs.settings)
+    if _may_need_media_tools(provider_name, rs.settings.openai_transcribe_model, rs.settings):
+        await MEDIA_TOOLS.require()  # 503 media_tools_unavailable, before reading the upload
     upload, fields = await receive_audio("audio", rs.settings.max_upload_bytes)
     claim: idempotency.Claim | None = None
     try:
@@ -189,6 +193,16 @@ async def _transcribe(route: str) -> tuple[Any, int, dict[str, str]]:
     finally:
         upload.close()
     return answer(record), 200, {}
+
+
+def _may_need_media_tools(provider_name: str, model: str, settings: Settings) -> bool:
+    """Whether this upload may need ffmpeg/ffprobe, told before reading it: an OpenAI upload that may be over
+    the provider's limit (split at pauses) or whose model reports no duration (metered by probing the file).
+    Deepgram measures its audio itself and takes any size: no tools."""
+    if provider_name != "openai":
+        return False
+    length = request.content_length
+    return model != "whisper-1" or length is None or length > settings.openai_transcribe_max_bytes
 
 
 @blueprint.get("/api/transcriptions")

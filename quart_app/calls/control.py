@@ -1,4 +1,5 @@
-"""Changing a live call through Twilio's REST API: hang up, or replace its TwiML (say something, then hang up).
+"""Changing a live call through Twilio's REST API: hang up, or replace its TwiML (say something, then hang up; or
+connect it to a new stream: a move, #22), and read its status.
 
 `POST {TWILIO_API_BASE_URL}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json` with `Status=completed`
 (or `Twiml=...`). A call that has already ended (404, code 20404) counts as success: it is what we wanted.
@@ -22,6 +23,8 @@ class CallControl(Protocol):
     async def hang_up(self, call_sid: str) -> bool: ...
 
     async def replace_twiml(self, call_sid: str, twiml: str) -> bool: ...
+
+    async def call_status(self, call_sid: str) -> str | None: ...
 
 
 class TwilioCallControl:
@@ -65,6 +68,23 @@ class TwilioCallControl:
     async def replace_twiml(self, call_sid: str, twiml: str) -> bool:
         return await self._update(call_sid, {"Twiml": twiml}, "replace the TwiML")
 
+    async def call_status(self, call_sid: str) -> str | None:
+        """The call's status as Twilio reports it (`in-progress`, `completed`, ...); None if it cannot be read
+        (a call Twilio does not know is reported `completed`)."""
+        try:
+            async with self.http.get(self._url(call_sid), auth=self._auth, timeout=self.timeout) as r:
+                if r.status == 404:
+                    return "completed"
+                if r.status >= 300:
+                    log.warning("call %s: Twilio answered %s to a status read", call_sid, r.status)
+                    return None
+                body = await r.json(content_type=None)
+                status = body.get("status") if isinstance(body, dict) else None
+                return str(status) if status else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("call %s: could not read its status from Twilio: %r", call_sid, exc)
+            return None
+
 
 class NoCallControl:
     """Without Twilio REST credentials: nothing can be changed; the caller closes the stream instead."""
@@ -74,3 +94,6 @@ class NoCallControl:
 
     async def replace_twiml(self, call_sid: str, twiml: str) -> bool:
         return False
+
+    async def call_status(self, call_sid: str) -> str | None:
+        return None

@@ -5,10 +5,13 @@
     session = calls.open_call(info, tenant, twilio_side)  # a CallSession, tracked until it ends
 
 Every REALTIME_HEALTH_LOG_S one health line per live call is logged (frames in and out, marks pending, last
-turn latency). The drain asks every agent to say goodbye and end its call (`end_call`), waits for the calls
-to end until shortly before the deadline, then closes the streams that are left: Twilio then runs the TwiML
-after `<Connect>`, an apology and a hang-up. (#22 will move live calls to another instance instead, through
-the same session handoff, driven by the stored call record.)
+turn latency). The drain moves every live call to another instance (#22): it first tells the peers this instance
+is draining (`/health` is already 503), then, for each call at a turn boundary (at most CALLS_MOVE_WAIT_S later),
+replaces the call's TwiML through Twilio REST with `<Connect><Stream>` to the public stream URL and
+`resume_call`; Twilio stops the old stream (the call ends here as `moved`, its provider session closed) and opens
+a new one, which the load balancer gives to a ready instance, where the call resumes from its stored record.
+With no other ready instance, calls stay until shortly before the drain deadline and then end with the spoken
+apology (`drain_limit`). `cluster.py` holds the heartbeat, the peers and the recovery of calls lost in a crash.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from ..db.tenants import Tenant
 from ..providers.realtime import RealtimeClient
 from ..settings import Settings, secret
 from .audio_path import audio_path
+from .cluster import UNAVAILABLE, CallCluster, StreamTwiml
 from .control import CallControl, NoCallControl, TwilioCallControl
 from .openai_speech import OpenAISpeech
 from .records import CallRecorder
@@ -100,6 +104,7 @@ class RealtimeCalls:
         knowledge: KnowledgeBase | None = None,
         apology_twiml: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        stream_twiml: StreamTwiml | None = None,
     ) -> None:
         self.settings = settings
         self.database = database
@@ -114,6 +119,8 @@ class RealtimeCalls:
         self._ended_frames = (0, 0)  # frames in and out of the calls that have ended
         self._background: set[asyncio.Future[None]] = set()
         self._health_task: asyncio.Task[None] | None = None
+        self.cluster = CallCluster(settings, database, control, stream_twiml=stream_twiml)
+        self.moved_total = 0
 
     # ----- calls -------------------------------------------------------------------------------------
 
@@ -147,6 +154,8 @@ class RealtimeCalls:
         twilio: TwilioSide,
         history: Sequence[TranscriptItem] = (),
         first_seq: int = 0,
+        resumed: bool = False,
+        clock_offset_ms: int = 0,
     ) -> CallSession:
         """A tracked CallSession for a stream that has started (`begin()` it). `history`: a stored transcript
         to resume from (the call continues a conversation begun elsewhere); `first_seq`: the first transcript
@@ -159,7 +168,7 @@ class RealtimeCalls:
             self.options_for(tenant),
             twilio=twilio,
             connector=self.connector,
-            recorder=CallRecorder(self.database, info.call_sid),
+            recorder=CallRecorder(self.database, info.call_sid, self.settings.instance_id),
             control=self.control,
             knowledge=self.knowledge,
             audio=audio_path(config.audio_format),
@@ -167,6 +176,8 @@ class RealtimeCalls:
             first_seq=first_seq,
             clock=self.clock,
             on_finished=self._finished,
+            resumed=resumed,
+            clock_offset_ms=clock_offset_ms,
         )
         previous = self.calls.get(info.call_sid)
         if previous is not None:  # Twilio opened a new stream for the same call: the new one wins
@@ -216,28 +227,82 @@ class RealtimeCalls:
         if self.connector is None:
             log.info("realtime calls: OPENAI_API_KEY is not set; /twilio/voice answers with an apology")
         self._health_task = asyncio.create_task(self._log_health(), name="realtime-calls-health")
+        if self.connector is None:
+            self.cluster.state = UNAVAILABLE  # alive (its calls are not lost) but no call is moved here
+        await self.cluster.start()
 
     async def drain(self, deadline: float) -> None:
-        """Refuse new calls; ask every agent to wrap up; close what is left shortly before `deadline`."""
+        """Refuse new calls; move every live call to a ready peer (checked again while calls are left); end
+        what is left shortly before `deadline` with the apology."""
         self.closing = True
+        with contextlib.suppress(Exception):
+            await self.cluster.set_draining()  # before any call update: peers no longer count on this instance
         sessions = list(self.calls.values())
         if not sessions:
             return
-        log.info("draining %d live calls", len(sessions))
-        for session in sessions:
-            with contextlib.suppress(Exception):
-                await session.wrap_up("drain")
         loop = asyncio.get_running_loop()
-        remaining = deadline - loop.time() - DRAIN_MARGIN_S
-        waiting = [asyncio.ensure_future(s.ended.wait()) for s in sessions]
-        if remaining > 0:
-            await asyncio.wait(waiting, timeout=remaining)
-        for task in waiting:
-            task.cancel()
-        await asyncio.gather(*(s.cut("drain") for s in sessions if not s.ended.is_set()), return_exceptions=True)
+        limit = deadline - DRAIN_MARGIN_S
+        log.info("draining %d live calls", len(sessions))
+        moves: list[asyncio.Task[bool]] = []
+        attempted: set[str] = set()
+        announced = False
+        while loop.time() < limit:
+            live = [s for s in sessions if not s.ended.is_set()]
+            if not live:
+                break
+            unmoved = [s for s in live if s.info.call_sid not in attempted]
+            if self.cluster.can_move and unmoved and await self.cluster.ready_peers():
+                for session in unmoved:
+                    attempted.add(session.info.call_sid)
+                    moves.append(asyncio.create_task(self._move(session, limit), name="move-call"))
+            elif not announced and not attempted:
+                log.warning("no other instance takes calls: %d calls stay until the drain limit", len(live))
+                announced = True
+            waiting = [asyncio.ensure_future(s.ended.wait()) for s in live]
+            await asyncio.wait(
+                waiting,
+                timeout=max(0.0, min(self.settings.calls_heartbeat_s, limit - loop.time())),
+                return_when=asyncio.ALL_COMPLETED,
+            )
+            for task in waiting:
+                task.cancel()
+        for move in moves:
+            move.cancel()
+        left = [s for s in sessions if not s.ended.is_set()]
+        if left:
+            log.warning("drain limit: %d calls end with an apology", len(left))
+        await asyncio.gather(*(s.end_with_apology("drain_limit") for s in left), return_exceptions=True)
+
+    async def _move(self, session: CallSession, limit: float) -> bool:
+        """Move one call: at a turn boundary (or once CALLS_MOVE_WAIT_S has passed), replace its TwiML with the
+        resume stream. Twilio's `stop` then ends it here (`moved`). False if it could not be moved."""
+        loop = asyncio.get_running_loop()
+        wait_until = min(limit, loop.time() + self.settings.calls_move_wait_s)
+        while not session.ended.is_set() and not session.movable() and loop.time() < wait_until:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)  # the session's turn state has no event to wait on
+        if session.ended.is_set() or session.hanging_up:
+            return False  # the call is ending anyway
+        info = session.info
+        twiml = self.cluster.resume_twiml(
+            info.call_sid,
+            tenant_id=info.tenant_id,
+            from_number=info.from_number,
+            to_number=info.to_number,
+            stream_url=info.stream_url,
+        )
+        session.moving = True  # Twilio's `stop` may arrive before its REST answer
+        moved = twiml is not None and await self.control.replace_twiml(info.call_sid, twiml)
+        session.moving = moved
+        if moved:
+            self.moved_total += 1
+            log.info("call %s: moving to another instance at %d ms", info.call_sid, session.now_ms)
+        else:
+            log.warning("call %s: could not be moved; it stays until the drain limit", info.call_sid)
+        return moved
 
     async def stop(self) -> None:
         self.closing = True
+        await self.cluster.stop()
         if self._health_task is not None:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from databases import Database
 
-from ..db import call_transcripts, calls
+from ..db import call_segments, call_transcripts, calls
 from ..db.call_transcripts import TranscriptItem
 from ..db.handle import DatabaseHandle
 from .speech import Usage
@@ -25,10 +25,17 @@ Write = Callable[[Database], Awaitable[None]]
 MAX_QUEUED_WRITES = 10_000
 
 
+def segment_reason(reason: str) -> str:
+    """Why a segment ended, from why the call's session on it ended: Twilio's `stop` is `twilio_stop`."""
+    return "twilio_stop" if reason == "caller_hangup" else reason
+
+
 class CallRecorder:
-    def __init__(self, database: DatabaseHandle, call_sid: str) -> None:
+    def __init__(self, database: DatabaseHandle, call_sid: str, instance_id: str = "local") -> None:
         self.database = database
         self.call_sid = call_sid
+        self.instance_id = instance_id
+        self.stream_sid: str | None = None
         self._queue: asyncio.Queue[tuple[str, Write] | None] = asyncio.Queue(MAX_QUEUED_WRITES)
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
@@ -65,7 +72,10 @@ class CallRecorder:
         to_number: str | None,
         account_sid: str | None,
         started_at: float,
+        stream_url: str | None = None,
     ) -> None:
+        self.stream_sid = stream_sid
+
         async def write(db: Database) -> None:
             await calls.relay_started(
                 db,
@@ -75,6 +85,14 @@ class CallRecorder:
                 from_number=from_number,
                 to_number=to_number,
                 account_sid=account_sid,
+                started_at=started_at,
+            )
+            await call_segments.segment_started(
+                db,
+                call_sid=self.call_sid,
+                instance_id=self.instance_id,
+                stream_sid=stream_sid,
+                stream_url=stream_url,
                 started_at=started_at,
             )
 
@@ -107,8 +125,14 @@ class CallRecorder:
         self._submit("usage", write)
 
     def ended(self, reason: str, ended_at: float) -> None:
+        stream_sid = self.stream_sid
+
         async def write(db: Database) -> None:
-            await calls.relay_ended(db, self.call_sid, end_reason=reason, ended_at=ended_at)
+            if stream_sid is not None:
+                await call_segments.segment_ended(
+                    db, stream_sid=stream_sid, end_reason=segment_reason(reason), ended_at=ended_at
+                )
+            await calls.relay_ended(db, self.call_sid, end_reason=reason, ended_at=ended_at, stream_sid=stream_sid)
 
         self._submit("end", write)
 

@@ -84,6 +84,7 @@ class CallInfo:
     tenant_id: str
     from_number: str | None
     to_number: str | None
+    stream_url: str | None = None  # the public URL Twilio opened this stream at (a move reconnects there)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,8 @@ class CallSession:
         first_seq: int = 0,
         clock: Callable[[], float] = time.monotonic,
         on_finished: Callable[[CallSession], None] | None = None,
+        resumed: bool = False,
+        clock_offset_ms: int = 0,
     ) -> None:
         self.info = info
         self.config = config
@@ -144,6 +147,7 @@ class CallSession:
         self.sessions_opened = 0
         self.session_started_ms = 0
         self.end_reason: str | None = None
+        self._began_at = self.clock()
         self.ended = asyncio.Event()
         self._buffer: deque[str] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -152,7 +156,9 @@ class CallSession:
         self._lost = False  # the current session closed while a switch was delivering audio to it
         self._undelivered: list[tuple[Role, str]] = []  # texts for the model while no session was live
         # the call clock and counters
-        self.now_ms = 0
+        # a resumed call's clock goes on from where it was (each stream's timestamps start at 0)
+        self.clock_offset_ms = clock_offset_ms
+        self.now_ms = clock_offset_ms
         self.frames_in = 0
         self.frames_out = 0
         self.frames_dropped = 0
@@ -188,13 +194,15 @@ class CallSession:
         # transcript (in memory; also written to the database as it grows)
         self.transcript: list[TranscriptItem] = list(history)
         self._seq = max(first_seq, max((i.seq for i in history), default=-1) + 1)
-        self._resumed = bool(history)
+        self._resumed = resumed or bool(history)  # a call continued from elsewhere: no greeting
+        self.moving = False  # Twilio was asked to move the call to another instance: its `stop` means "moved"
 
     # ----- lifecycle -----------------------------------------------------------------------------------
 
     def begin(self) -> None:
         """Record the call and open the provider session in the background (audio is buffered meanwhile)."""
         self.phase = "connecting"
+        self._began_at = self.clock()
         self.recorder.started(
             stream_sid=self.info.stream_sid,
             tenant_id=self.info.tenant_id,
@@ -202,6 +210,7 @@ class CallSession:
             to_number=self.info.to_number,
             account_sid=self.info.account_sid,
             started_at=time.time(),
+            stream_url=self.info.stream_url,
         )
         self._spawn(self._connect(), "connect")
 
@@ -239,7 +248,11 @@ class CallSession:
                 await speech.add_text(role, text)
         if self.phase == "live":
             log.info(
-                "call %s: speech session %d (%s) is live", self.info.call_sid, self.sessions_opened, speech.session_id
+                "call %s: speech session %d (%s) is live (%d ms after the stream started)",
+                self.info.call_sid,
+                self.sessions_opened,
+                speech.session_id,
+                round((self.clock() - self._began_at) * 1000),
             )
             await self._maybe_respond()
 
@@ -265,6 +278,8 @@ class CallSession:
             return
         if self._hanging_up and self._ending_reason and reason in ("caller_hangup", "stream_closed"):
             reason = self._ending_reason  # Twilio's `stop` after our own hang-up
+        elif self.moving and reason in ("caller_hangup", "stream_closed"):
+            reason = "moved"  # Twilio's `stop` after we moved the call: it goes on elsewhere
         self.phase = "ended"
         self.end_reason = reason
         log.info(
@@ -309,7 +324,7 @@ class CallSession:
 
     async def media(self, payload: str, timestamp: int) -> None:
         """One inbound frame: to the provider, or into the buffer while a session opens or switches."""
-        self.now_ms = timestamp
+        self.now_ms = timestamp + self.clock_offset_ms
         self.frames_in += 1
         if self.phase == "live" and self.speech is not None:
             try:
@@ -625,6 +640,28 @@ class CallSession:
             return
         self._ending_reason = reason
         await self._say_system(DRAIN_TEXT)
+
+    @property
+    def hanging_up(self) -> bool:
+        """The agent ended the call (`end_call`) or a hang-up is underway."""
+        return self._hanging_up or self._hangup_requested
+
+    def movable(self) -> bool:
+        """Nothing is in flight that a move would lose: a turn boundary, and no hang-up underway."""
+        return self.phase == "live" and not self.hanging_up and self.at_turn_boundary()
+
+    async def end_with_apology(self, reason: str) -> None:
+        """End the call now with the spoken apology (replacing its TwiML through Twilio REST); without REST,
+        close the stream (Twilio runs the TwiML after `<Connect>`: the apology and a hang-up)."""
+        if self.phase == "ended":
+            return
+        self.moving = False
+        said = False
+        if self.options.apology_twiml:
+            said = await self.control.replace_twiml(self.info.call_sid, self.options.apology_twiml)
+        with contextlib.suppress(Exception):
+            await self.twilio.close(1000 if said else 1001, "the service is restarting")
+        await self.end(reason)
 
     async def cut(self, reason: str) -> None:
         """End the call from this side now (drain deadline, shutdown): close the stream (Twilio then runs the

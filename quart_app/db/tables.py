@@ -136,6 +136,27 @@ transcription_jobs = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("heartbeat_at", sa.Float, nullable=False),
+    # m0008: the lease of the instance running the job; the audio's length and stored bytes (job_chunks).
+    sa.Column("lease_owner", sa.Text),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Column("audio_s", sa.Float),
+    sa.Column("stored_bytes", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+# m0008: a job's audio in provider-sized chunks (Opus in Ogg), each with its result once transcribed.
+job_chunks = sa.Table(
+    "job_chunks",
+    metadata,
+    sa.Column("job_id", sa.Text, primary_key=True),
+    sa.Column("chunk_index", sa.Integer, primary_key=True),
+    sa.Column("start_s", sa.Float, nullable=False),
+    sa.Column("duration_s", sa.Float, nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("audio", sa.LargeBinary, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("result", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
 )
 
 idempotency_keys = sa.Table(

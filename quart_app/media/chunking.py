@@ -59,8 +59,10 @@ def plan_chunks(
     *,
     overhead: int = CHUNK_OVERHEAD_BYTES,
     min_chunk_s: float = MIN_CHUNK_S,
+    max_chunk_s: float | None = None,
 ) -> list[Chunk]:
-    """Consecutive chunks covering [0, duration], each's audio bytes under `max_bytes - overhead`.
+    """Consecutive chunks covering [0, duration], each's audio bytes under `max_bytes - overhead` and, with
+    `max_chunk_s`, each at most that long.
 
     Each chunk ends in the middle of the last pause that still fits; a stretch with no pause is cut hard
     at the furthest point that fits.
@@ -72,11 +74,12 @@ def plan_chunks(
     middles = sorted(s.middle for s in silences)
     chunks: list[Chunk] = []
     start = 0.0
+    longest = float("inf") if max_chunk_s is None else max(max_chunk_s, min_chunk_s)
     while duration - start > 1e-6:
-        if timeline.between(start, float("inf")) <= budget:
+        if timeline.between(start, float("inf")) <= budget and duration - start <= longest:
             end = duration
         else:
-            fits = min(timeline.furthest_end(start, budget), duration)
+            fits = min(timeline.furthest_end(start, budget), duration, start + longest)
             lo = bisect.bisect_right(middles, start + min_chunk_s)
             hi = bisect.bisect_right(middles, fits)
             end = middles[hi - 1] if hi > lo else fits

@@ -221,3 +221,45 @@ async def cut(source: Path, target: Path, start: float, end: float, *, timeout_s
 def file_size(path: Path) -> int:
     """A stat is a metadata read that does not wait on the disk's data; fine on the event loop."""
     return path.stat().st_size
+
+
+# What job audio is stored as: Opus in Ogg, mono 16 kHz at a speech bitrate (about 11 MB per hour of media, a
+# fifth of FLAC's), which OpenAI and Deepgram both accept. Chunks are encoded from the lossless extraction.
+SPEECH_EXTENSION = "ogg"
+SPEECH_BITRATE = "24k"
+
+
+async def encode_speech(source: Path, target: Path, start: float, end: float, *, timeout_s: float) -> int:
+    """Encode [start, end) of our FLAC `source` as mono 16 kHz Opus in Ogg at `target`; returns its size."""
+    await run_tool(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-ss",
+            f"{start:.3f}",
+            *input_args(source, "flac"),
+            "-t",
+            f"{end - start:.3f}",
+            "-map_metadata",
+            "-1",
+            "-ac",
+            "1",
+            "-ar",
+            str(SAMPLE_RATE),
+            "-c:a",
+            "libopus",
+            "-b:a",
+            SPEECH_BITRATE,
+            "-application",
+            "voip",
+            "-f",
+            "ogg",
+            str(target),
+        ],
+        timeout_s=timeout_s,
+    )
+    return file_size(target)

@@ -16,11 +16,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from quart import Blueprint, websocket
 from quart_cors import cors_exempt
 
+from ..auth.twilio_signature import public_url, websocket_url
 from ..calls.feature import RealtimeCalls
 from ..calls.records import load_transcript
 from ..calls.session import CallInfo, CallSession, TwilioSide
@@ -111,6 +113,7 @@ class Relay:
             await self.twilio.close(1003, "only audio/x-mulaw at 8000 Hz")
             return
         history: list[TranscriptItem] = []
+        clock_offset_ms = 0
         try:
             db = resources().db()
             tenant = await tenants.get_tenant(db, params.get("tenant", ""))
@@ -119,8 +122,10 @@ class Relay:
             record = await calls.get_call(db, call_sid)
             if record is None or record.tenant_id != (tenant.id if tenant else None):
                 tenant = None
-            if tenant is not None and params.get("resume_call") == call_sid:
+            resumed = tenant is not None and params.get("resume_call") == call_sid
+            if resumed:
                 history = await load_transcript(resources().database, call_sid)  # #22: continue a stored call
+                clock_offset_ms = _call_clock(record, history)
             first_seq = await call_transcripts.next_seq(db, call_sid)
         except APIError:
             log.warning("call %s: database unavailable at stream start", call_sid)
@@ -141,9 +146,30 @@ class Relay:
             tenant_id=tenant.id,
             from_number=params.get("caller") or None,
             to_number=params.get("called") or None,
+            stream_url=_public_stream_url(),
         )
-        self.session = self.realtime.open_call(info, tenant, self.twilio, history, first_seq)
+        self.session = self.realtime.open_call(
+            info, tenant, self.twilio, history, first_seq, resumed=resumed, clock_offset_ms=clock_offset_ms
+        )
         self.session.begin()
+
+
+def _call_clock(record: calls.Call | None, history: list[TranscriptItem]) -> int:
+    """Where a resumed call's clock stands (ms): the time since its first stream started, and never before its
+    last stored turn (a new stream's timestamps start at 0 again)."""
+    elapsed = int((time.time() - record.started_at) * 1000) if record is not None and record.started_at else 0
+    return max(elapsed, max((i.call_ms + 1 for i in history), default=0))
+
+
+def _public_stream_url() -> str | None:
+    """The public URL Twilio opened this stream at (as its signature is checked): a moved call goes back there."""
+    settings = resources().settings
+    if settings.twilio_stream_url:
+        return settings.twilio_stream_url
+    try:
+        return websocket_url(public_url(settings, websocket.scheme, websocket.host, websocket.path, websocket.headers))
+    except Exception:  # noqa: BLE001 - the default stream URL from the settings is used instead
+        return None
 
 
 async def _close_on_drain(tracked: TrackedSocket, twilio: TwilioSocket) -> None:

@@ -28,15 +28,20 @@ def say_and_hang_up(text: str) -> str:
     return f"{HEAD}<Response>{_say(text)}<Hangup/></Response>"
 
 
-def connect_stream(url: str, parameters: Mapping[str, str | None], *, then_say: str | None = APOLOGY) -> str:
+def connect_stream(
+    url: str, parameters: Mapping[str, str | None], *, then_say: str | None = APOLOGY, hold_s: int = 0
+) -> str:
     """`<Connect><Stream>` to `url` with `<Parameter>`s (None values left out); when the stream ends from our
-    side, Twilio goes on with `then_say` and hangs up (a caller hanging up ends the call before that)."""
+    side, Twilio goes on with `then_say` and hangs up (a caller hanging up ends the call before that). With
+    `hold_s`, a `<Pause>` comes first: a stream lost with its instance is recovered (#22) in that silence, by a
+    REST update that replaces this TwiML before the apology starts."""
     params = "".join(
         f"<Parameter name={quoteattr(name)} value={quoteattr(value)}/>"
         for name, value in parameters.items()
         if value is not None
     )
-    after = (_say(then_say) if then_say else "") + "<Hangup/>"
+    pause = f'<Pause length="{int(hold_s)}"/>' if hold_s > 0 else ""
+    after = pause + (_say(then_say) if then_say else "") + "<Hangup/>"
     return f"{HEAD}<Response><Connect><Stream url={quoteattr(url)}>{params}</Stream></Connect>{after}</Response>"
 
 

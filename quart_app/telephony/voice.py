@@ -52,6 +52,7 @@ async def incoming_call() -> Response:
     call_sid = form.get("CallSid", "")
     called = normalize_number(form.get("To", ""))
     caller = form.get("From") or None
+    settings = resources().settings
     try:
         realtime = feature(RealtimeCalls)
         refusal = realtime.refusal()
@@ -76,7 +77,9 @@ async def incoming_call() -> Response:
             )
         parameters = {"tenant": tenant.id, "caller": caller, "called": called, "call_sid": call_sid or None}
         log.info("call %s to %s: connecting to tenant %s", call_sid, called, tenant.id)
-        return _twiml(twiml.connect_stream(stream_url(), parameters))
+        # With Twilio REST, a stream lost with its instance is recovered during a pause before the apology (#22).
+        hold_s = settings.calls_recovery_hold_s if settings.providers()["twilio"].configured else 0
+        return _twiml(twiml.connect_stream(stream_url(), parameters, hold_s=hold_s))
     except APIError as exc:  # database or feature unavailable
         log.warning("call %s to %s: cannot connect (%s)", call_sid, called, exc.code)
     except Exception:  # noqa: BLE001 - the caller hears an apology, never an application error

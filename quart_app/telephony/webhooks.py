@@ -6,9 +6,10 @@ import logging
 
 from quart import Blueprint, request
 
+from ..calls.feature import RealtimeCalls
 from ..db import calls
 from ..errors import APIError
-from ..web.state import resources
+from ..web.state import feature, resources
 from .guards import twilio_webhook
 
 log = logging.getLogger(__name__)
@@ -54,4 +55,8 @@ async def call_status() -> tuple[str, int]:
         duration_s=duration,
     )
     log.info("call %s is %s", call_sid, status)
+    try:  # a call whose relaying instance died is recovered (or its lost stream closed) here too (#22)
+        await feature(RealtimeCalls).cluster.on_status(call_sid, status)
+    except Exception as exc:  # noqa: BLE001 - the callback is recorded; the sweeper retries the recovery
+        log.warning("call %s: recovery check on the status callback failed: %s", call_sid, exc)
     return "", 204

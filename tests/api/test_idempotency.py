@@ -155,7 +155,8 @@ async def test_a_retried_job_upload_returns_the_first_job(make_app, backend_env,
     deepgram, _, env = fakes_env
     deepgram.hang_next(30, path="/v1/listen")  # the job stays running: the user is at the quota
     video = spoken_video().read_bytes()
-    async with make_app(**backend_env, **env, MAX_JOBS_PER_USER="1") as (app, client):
+    # DRAIN_TIMEOUT_S: the drain hands the held job back at its deadline, within the test app's shutdown wait.
+    async with make_app(**backend_env, **env, MAX_JOBS_PER_USER="1", DRAIN_TIMEOUT_S="2") as (app, client):
         _, key = await make_user(app)
         first = await _post(client, "/transcriptions/jobs", key, "upload-7", video, provider="deepgram")
         assert first.status_code == 202, await first.get_data()
@@ -169,4 +170,4 @@ async def test_a_retried_job_upload_returns_the_first_job(make_app, backend_env,
         reused = await _post(client, "/transcriptions/jobs", key, "upload-7", video, provider="openai")
         assert (reused.status_code, (await reused.get_json())["error"]) == (422, "idempotency_key_reused")
         assert await _count(app, transcription_jobs) == 1
-        assert os.listdir(env["JOBS_DIR"]) == [job["id"]]
+        assert os.listdir(env["JOBS_DIR"]) == []  # the job's audio is in the database, the upload gone

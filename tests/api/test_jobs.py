@@ -17,6 +17,7 @@ from werkzeug.datastructures import FileStorage
 
 from fakes import FakeDeepgram, FakeOpenAI, run_fake
 from quart_app import create_app
+from quart_app.db import jobs as job_store
 from quart_app.db import usage
 from quart_app.db.tables import idempotency_keys, transcription_jobs
 from quart_app.settings import Settings
@@ -24,7 +25,6 @@ from quart_app.transcribe import jobs as job_runner
 from tests.support.inprocess import served
 from tests.support.media import (
     MEDIA_DIR,
-    faststart_video,
     long_recording,
     silent_video,
     spoken_video,
@@ -49,6 +49,7 @@ async def fakes_env(tmp_path: Path) -> AsyncIterator[tuple[FakeDeepgram, FakeOpe
             "OPENAI_BASE_URL": openai.base_url + "/v1",
             "OPENAI_TRANSCRIBE_MAX_MB": str(LIMIT_MB),
             "JOBS_DIR": str(tmp_path / "jobs"),
+            "DRAIN_TIMEOUT_S": "2",  # a job held by a hanging fake is handed back at once when the app stops
         }
         yield deepgram, openai, env
 
@@ -99,12 +100,12 @@ async def test_video_job_end_to_end(make_app, backend_env, fakes_env, provider: 
             await client.get(f"/transcriptions/jobs/{job['id']}", headers={"x-api-key": other_key})
         ).status_code == 404
 
-        # The provider got the extracted mono FLAC, not the mp4.
+        # The provider got the extracted mono Opus (in Ogg), not the mp4.
         fake = deepgram if provider == "deepgram" else openai
         sent = fake.requests_to("/v1/listen" if provider == "deepgram" else "/v1/audio/transcriptions")
         assert len(sent) == 1 and sent[0].status == 200
         if provider == "openai":
-            assert sent[0].files["file"]["filename"].endswith(".flac")
+            assert sent[0].files["file"]["filename"].endswith(".ogg")
 
         stored = await (
             await client.get(f"/api/transcriptions/{job['transcription_id']}", headers={"x-api-key": key})
@@ -244,29 +245,34 @@ def _job_dirs(env: dict[str, str]) -> set[str]:
 async def test_jobs_and_their_stored_bytes_are_capped_per_user(make_app, backend_env, fakes_env) -> None:
     deepgram, _, env = fakes_env
     deepgram.hang_next(30, count=10, path="/v1/listen")  # accepted jobs stay queued or running
-    video = faststart_video()  # about 490 KiB
+    ten_minutes = long_recording(10)  # about 0.6 MB as stored Opus: one fits in 1 MiB, two do not
     async with make_app(**backend_env, **env, MAX_JOBS_PER_USER="3", MAX_JOB_BYTES_PER_USER=str(1024 * 1024)) as (
         app,
         client,
     ):
+        db = app.extensions["resources"].db()
         _, key = await make_user(app)
-        accepted = []
-        for _ in range(2):
-            response = await _post_job(client, key, video, provider="deepgram")
-            assert response.status_code == 202, await response.get_data()
-            accepted.append((await response.get_json())["id"])
-
-        over = await _post_job(client, key, video, provider="deepgram")  # 2 x 490 KiB stored: a third is over
-        body = await over.get_json()
-        assert (over.status_code, body["error"]) == (429, "job_storage_exceeded"), body
-        assert body["max_bytes"] == 1024 * 1024 and body["stored_bytes"] == 2 * video.stat().st_size
-        alone = await _post_job(client, key, MEDIA_DIR / "period.wav", provider="deepgram")  # 1.8 MB by itself
+        alone = await _post_job(client, key, long_recording(30), provider="deepgram")  # over 1 MiB by itself
         body = await alone.get_json()
         assert (alone.status_code, body["error"]) == (413, "job_storage_exceeded"), body
+        assert body["stored_bytes"] == 0
 
-        small = await _post_job(client, key, spoken_video(), provider="deepgram")  # fits the bytes
-        assert small.status_code == 202
-        accepted.append((await small.get_json())["id"])
+        accepted = []
+        response = await _post_job(client, key, ten_minutes, provider="deepgram")
+        assert response.status_code == 202, await response.get_data()
+        accepted.append((await response.get_json())["id"])
+        stored = (await db.fetch_one(transcription_jobs.select()))["stored_bytes"]
+        assert 300_000 < stored < 1024 * 1024
+
+        over = await _post_job(client, key, ten_minutes, provider="deepgram")  # the stored audio: a second is over
+        body = await over.get_json()
+        assert (over.status_code, body["error"]) == (429, "job_storage_exceeded"), body
+        assert body["max_bytes"] == 1024 * 1024 and body["stored_bytes"] == stored
+
+        for _ in range(2):
+            small = await _post_job(client, key, spoken_video(), provider="deepgram")  # fits the bytes
+            assert small.status_code == 202
+            accepted.append((await small.get_json())["id"])
         fourth = await _post_job(client, key, spoken_video(), provider="deepgram")
         body = await fourth.get_json()
         assert (fourth.status_code, body["error"], body["max_jobs"]) == (429, "too_many_jobs", 3), body
@@ -274,9 +280,9 @@ async def test_jobs_and_their_stored_bytes_are_capped_per_user(make_app, backend
         _, other_key = await make_user(app)  # the quota is per user
         assert (await _post_job(client, other_key, spoken_video(), provider="deepgram")).status_code == 202
 
-        rows = await app.extensions["resources"].db().fetch_all(transcription_jobs.select())
+        rows = await db.fetch_all(transcription_jobs.select())
         assert len(rows) == 4 and set(accepted) <= {r["id"] for r in rows}
-        assert _job_dirs(env) == {r["id"] for r in rows}  # refused uploads left nothing on disk
+        assert _job_dirs(env) == set()  # accepted audio is in the database; refused uploads left nothing
 
 
 async def test_concurrent_uploads_cannot_both_take_the_last_job_slot(make_app, backend_env, fakes_env) -> None:
@@ -381,12 +387,11 @@ async def test_orphaned_upload_directories_are_swept_while_serving(
     make_app, backend_env, fakes_env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, _, env = fakes_env
-    monkeypatch.setattr(job_runner, "HEARTBEAT_S", 0.05)
     monkeypatch.setattr(job_runner, "SWEEP_EVERY_S", 0.1)
     async with make_app(**backend_env, **env) as (app, client):
         db = app.extensions["resources"].db()
         root = Path(env["JOBS_DIR"])
-        # Left behind after the start-up sweep: a crash between storing an upload and recording its job.
+        # Left behind after the start-up sweep: a crash while an upload was being chunked.
         orphan, arriving = root / "job_0rphan0000000000000", root / "job_arriving0000000000"
         for directory in (orphan, arriving):
             directory.mkdir(parents=True)
@@ -412,3 +417,32 @@ async def test_orphaned_upload_directories_are_swept_while_serving(
         assert not orphan.exists(), "the orphaned directory is still there"
         assert await db.fetch_all(idempotency_keys.select()) == []
         assert arriving.exists()  # recent: an upload may still be arriving in it
+
+
+async def test_a_job_accepted_before_the_upgrade_is_chunked_when_claimed(make_app, fakes_env) -> None:
+    """A queued job from before m0008 has its upload in JOBS_DIR and no chunks: the instance holding that disk
+    chunks it when it claims the job, then runs it like any other."""
+    _, openai, env = fakes_env
+    async with make_app(**env, JOB_POLL_S="0.1") as (app, client):
+        user, key = await make_user(app)
+        db = app.extensions["resources"].db()
+        job_id = "job_legacy000000000000"
+        source = Path(env["JOBS_DIR"]) / job_id / "source"
+        source.parent.mkdir(parents=True)
+        source.write_bytes(spoken_video().read_bytes())
+        await job_store.create(
+            db,
+            job_id=job_id,
+            user_id=user.id,
+            provider="openai",
+            language=None,
+            filename="old.mp4",
+            media_path=str(source),
+            node="old-version",
+        )
+        job = await _wait_job(client, key, job_id)
+        assert job["status"] == "done", job
+        assert len(openai.requests_to("/v1/audio/transcriptions")) == 1
+        assert not source.parent.exists()  # the upload is gone once its audio is in the database
+        rows = await _usage_rows(app)
+        assert [r["request_id"] for r in rows] == [job_id]

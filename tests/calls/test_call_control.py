@@ -12,7 +12,7 @@ import aiohttp
 from fakes import FakeRealtime, FakeTwilio, run_fake
 from quart_app.audio.codecs import DELAY_8K
 from quart_app.calls.control import TwilioCallControl
-from quart_app.db import call_transcripts, calls
+from quart_app.db import call_segments, call_transcripts, calls
 from tests.calls.harness import ACCOUNT_SID, AUTH_TOKEN, eventually, phone_env
 
 TURNS = {"type": "server_vad", "silence_duration_ms": 200}
@@ -154,17 +154,43 @@ async def test_linear_pcm_path(tmp_path: Path) -> None:
         assert call.played_total == len(call.received_ulaw)
 
 
-async def test_drain_asks_the_agent_to_say_goodbye(tmp_path: Path) -> None:
+async def test_drain_moves_a_live_call_when_another_instance_is_ready(tmp_path: Path) -> None:
+    """#22: the drain replaces the call's TwiML with the resume stream; Twilio's `stop` ends it here as `moved`
+    (the two-instance move, end to end, is tests/calls/test_move.py)."""
+    fake = FakeRealtime(reply_audio_ms=200)
+    async with phone_env(tmp_path, realtime=fake, INSTANCE_ID="draining-one") as env:
+        tenant = await env.tenant(turn_detection=TURNS)
+        call = await env.dial(tenant)
+        session = await env.wait_live(call)
+        await call_segments.heartbeat(env.db, "another-one", call_segments.READY, 60)
+        loop = asyncio.get_running_loop()
+        drain = asyncio.create_task(env.feature.drain(loop.time() + 30))
+        await eventually(session.ended.is_set)
+        await asyncio.wait_for(drain, 10)
+        assert session.end_reason == "moved"
+        assert env.feature.refusal() == "draining"
+        (update,) = _hangups(env.twilio, call.call_sid)
+        document = update["Twiml"][0]
+        assert '<Stream url="wss://voice.example.com/twilio/media-stream">' in document
+        assert f'<Parameter name="resume_call" value="{call.call_sid}"/>' in document
+        assert f'<Parameter name="tenant" value="{tenant.id}"/>' in document
+        assert len(call.streams) == 2 and call.streams[0].closed_by == "twilio"  # Twilio stopped the old stream
+        assert call.streams[1].custom_parameters["resume_call"] == call.call_sid
+        assert fake.open_sessions == []  # the old Realtime session was closed
+        segments = await call_segments.segments_of(env.db, call.call_sid)
+        assert [(s.instance_id, s.end_reason) for s in segments[:1]] == [("draining-one", "moved")]
+
+
+async def test_drain_without_another_instance_ends_calls_with_the_apology_at_the_limit(tmp_path: Path) -> None:
     fake = FakeRealtime(reply_audio_ms=200)
     async with phone_env(tmp_path, realtime=fake) as env:
         tenant = await env.tenant(turn_detection=TURNS)
-        fake.register_tool_call("maintenance", "end_call", {}, reply="Sorry, I have to go. Goodbye!")
         call = await env.dial(tenant)
         session = await env.wait_live(call)
         loop = asyncio.get_running_loop()
-        drain = asyncio.create_task(env.feature.drain(loop.time() + 30))
-        await env.run(call, lambda: call.ended or not call.connected)
-        await asyncio.wait_for(drain, 10)
-        assert session.end_reason == "drain"
-        assert _hangups(env.twilio, call.call_sid) == [{"Status": ["completed"]}]
+        await asyncio.wait_for(env.feature.drain(loop.time() + 2.5), 30)
+        assert session.end_reason == "drain_limit"
+        (update,) = _hangups(env.twilio, call.call_sid)
+        assert "technical problem" in update["Twiml"][0] and "<Stream" not in update["Twiml"][0]
+        assert fake.open_sessions == []
         assert env.feature.refusal() == "draining"

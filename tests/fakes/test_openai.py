@@ -40,6 +40,18 @@ async def test_unregistered_audio_gets_a_marked_deterministic_transcript(openai_
     assert first.usage.type == "tokens"
 
 
+async def test_phrases_in_turn_stand_in_for_speech_it_cannot_recognise(openai_fake, wav):
+    """scripts/dev_fakes.py --phrases: unknown recordings hear the phrases in turn; registered audio still wins."""
+    openai_fake.transcripts.speak_in_turn(["Add buy milk.", "What's on my list?"])
+    known = sine_wav(0.7)
+    openai_fake.register_transcript(known, "Registered.")
+    heard = [
+        (await client(openai_fake).audio.transcriptions.create(model="whisper-1", file=("a.wav", audio))).text
+        for audio in (wav, known, wav, wav)
+    ]
+    assert heard == ["Add buy milk.", "Registered.", "What's on my list?", "Add buy milk."]
+
+
 async def test_verbose_json_has_whisper_segments_and_words(openai_fake):
     audio = sine_wav(2.0)
     openai_fake.register_transcript(audio, "Good morning. How are you today?")

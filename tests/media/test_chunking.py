@@ -64,3 +64,13 @@ def test_silencedetect_log_parsing() -> None:
     for line in ("frame=0", "out_time_us=1500000", "out_time_us=N/A", "out_time_us=3000000", "progress=end"):
         progress.feed(line)
     assert progress.seconds == 3.0 and seen == [1.5, 3.0]
+
+
+def test_max_chunk_s_caps_the_length_even_when_the_bytes_fit() -> None:
+    silences = [Silence(10, 12), Silence(25, 27), Silence(31, 33), Silence(58, 60), Silence(80, 90)]
+    chunks = plan_chunks(100.0, silences, PACKETS, max_bytes=200_000, overhead=0, max_chunk_s=30)
+    _check_cover(chunks, 100.0)
+    assert all(c.duration <= 30 for c in chunks)
+    # At pauses where one fits in the 30 s: 26, then 32 (the pause 31-33, before 56), 59, 85, 100.
+    assert [c.end for c in chunks] == [26.0, 32.0, 59.0, 85.0, 100.0]
+    assert [c.end for c in plan_chunks(100.0, [], PACKETS, 200_000, overhead=0, max_chunk_s=40)] == [40, 80, 100]
