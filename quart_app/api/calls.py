@@ -7,11 +7,11 @@ from __future__ import annotations
 from quart import Blueprint
 from quart_schema import validate_querystring, validate_response
 
-from ..db import call_transcripts, calls
+from ..db import call_segments, call_transcripts, calls
 from ..errors import APIError
 from ..web.guards import require_auth
 from ..web.state import resources
-from .schemas import CallDetailOut, CallOut, CallPage, CallsQuery, TranscriptItemOut, epoch
+from .schemas import CallDetailOut, CallOut, CallPage, CallSegmentOut, CallsQuery, TranscriptItemOut, epoch
 
 blueprint = Blueprint("calls", __name__)
 
@@ -46,10 +46,16 @@ async def recent_calls(query_args: CallsQuery) -> CallPage:
 @validate_response(CallDetailOut)
 @require_auth(admin=True)
 async def get_call(call_sid: str) -> CallDetailOut:
-    """One call: its record (tenant, numbers, start and end, end reason, token usage) and its transcript."""
+    """One call: its record (tenant, numbers, start and end, end reason, token usage), its transcript and its
+    segments (one per media stream: a call moved or recovered across instances has several)."""
     db = resources().db()
     call = await calls.get_call(db, call_sid)
     if call is None:
         raise APIError(404, "not_found", "No such call.")
     items = await call_transcripts.items_of(db, call_sid)
-    return CallDetailOut(transcript=[TranscriptItemOut(**i.public()) for i in items], **call.__dict__)
+    segments = await call_segments.segments_of(db, call_sid)
+    return CallDetailOut(
+        transcript=[TranscriptItemOut(**i.public()) for i in items],
+        segments=[CallSegmentOut(**s.public()) for s in segments],
+        **call.__dict__,
+    )

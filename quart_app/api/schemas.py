@@ -387,8 +387,21 @@ class TranscriptItemOut(BaseModel):
     latency_ms: int | None
 
 
+class CallSegmentOut(BaseModel):
+    """One media stream of a call: the instance that relayed it, and why it ended (a moved call has several)."""
+
+    seq: int
+    instance: str
+    stream_sid: str
+    started_at: float
+    ended_at: float | None
+    end_reason: str | None
+    recovered_by: str | None = Field(description="the instance that took this stream's call over after it was lost")
+
+
 class CallDetailOut(CallOut):
     transcript: list[TranscriptItemOut]
+    segments: list[CallSegmentOut]
 
 
 class DocumentDetailOut(DocumentOut):

@@ -103,10 +103,6 @@ WRAP_UP_TEXT = (
     "The call has reached its maximum length and will end in {seconds} seconds. Wrap up now: briefly tell the "
     "caller you have to end the call, say goodbye, then call end_call."
 )
-DRAIN_TEXT = (
-    "This service has to end the call now for maintenance. Briefly apologise to the caller, say goodbye, then "
-    "call end_call."
-)
 GREETING_TEXT = "The caller has just been connected. Greet them now by saying: {greeting}"
 
 
@@ -633,13 +629,6 @@ class CallSession:
             await self.twilio.close(1000, "call ended")
             await self.end(self._ending_reason or "agent_end_call")
         # else Twilio sends `stop` and closes the stream: `end()` follows from the edge
-
-    async def wrap_up(self, reason: str) -> None:
-        """Ask the agent to say goodbye and end the call (the instance is draining)."""
-        if self.phase == "ended" or self._hangup_requested:
-            return
-        self._ending_reason = reason
-        await self._say_system(DRAIN_TEXT)
 
     @property
     def hanging_up(self) -> bool:

@@ -69,6 +69,7 @@ class Segment:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "end_reason": self.end_reason,
+            "recovered_by": self.recovered_by,
         }
 
 

@@ -7,20 +7,23 @@ import logging
 import socketio
 
 from ..settings import Settings
+from .fanout import FanoutManager, FanoutRedisManager, FanoutServer, install
 
 log = logging.getLogger(__name__)
 
 
 def build_socketio(settings: Settings) -> socketio.AsyncServer:
-    manager = None
+    # Both managers deliver locally through fanout.py: a broadcast is encoded once and written to each
+    # recipient without a task per recipient (bench/capacity.py measures it against the stock manager).
+    manager: socketio.AsyncManager = FanoutManager()
     if settings.redis_url:
         # Emits to rooms or broadcasts travel through Redis pub/sub so every instance's clients get them.
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel="voice-backend-socketio")
+        manager = FanoutRedisManager(settings.redis_url, channel="voice-backend-socketio")
     # None means "same origin only" to python-socketio; "*" is honoured only when CORS_ORIGINS says so.
     origins: list[str] | str | None = list(settings.cors_origins) or None
     if settings.cors_origins == ("*",):
         origins = "*"
-    sio = socketio.AsyncServer(
+    sio = FanoutServer(
         async_mode="asgi",
         client_manager=manager,
         cors_allowed_origins=origins,
@@ -31,4 +34,4 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
         logger=logging.getLogger("socketio.server"),
         engineio_logger=logging.getLogger("engineio.server"),
     )
-    return sio
+    return install(sio)

@@ -7,7 +7,7 @@ import io
 
 from werkzeug.datastructures import FileStorage
 
-from quart_app.db import call_transcripts, calls
+from quart_app.db import call_segments, call_transcripts, calls
 from quart_app.db.call_transcripts import TranscriptItem
 from tests.support.users import make_user
 
@@ -160,10 +160,32 @@ async def test_call_detail_has_the_transcript(make_app, backend_env) -> None:
                     latency_ms=None if seq else 420,
                 ),
             )
+        # The call moved once (#22): two streams, on two instances.
+        await call_segments.segment_started(
+            db,
+            call_sid=sid,
+            instance_id="a",
+            stream_sid="MZ1",
+            stream_url="wss://x/twilio/media-stream",
+            started_at=1.0,
+        )
+        await call_segments.segment_ended(db, stream_sid="MZ1", end_reason="moved", ended_at=5.0)
+        await call_segments.segment_started(
+            db,
+            call_sid=sid,
+            instance_id="b",
+            stream_sid="MZ2",
+            stream_url="wss://x/twilio/media-stream",
+            started_at=6.0,
+        )
         response = await client.get(f"/api/calls/{sid}", headers={"x-api-key": admin})
         assert response.status_code == 200
         body = await response.get_json()
         assert body["call_sid"] == sid and body["tenant_id"] == "tnt_1"
+        assert [(s["seq"], s["instance"], s["stream_sid"], s["end_reason"]) for s in body["segments"]] == [
+            (0, "a", "MZ1", "moved"),
+            (1, "b", "MZ2", None),
+        ]
         assert [(t["role"], t["text"], t["latency_ms"]) for t in body["transcript"]] == [
             ("assistant", "Hello!", 420),
             ("user", "Hi.", None),
