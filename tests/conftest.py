@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from databases import Database
 from quart import Quart
+from quart.testing.app import TestApp
 
 from quart_app import create_app
 from quart_app.db import migrations
@@ -79,7 +80,9 @@ def make_app(tmp_path: Path) -> Callable[..., object]:
     async def factory(**env: str) -> AsyncIterator[tuple[Quart, object]]:
         values = {"APP_ENV": "test", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/app.db", **env}
         app = create_app(Settings.from_env(values))
-        async with app.test_app() as test_app:
+        # Quart's default 6 s for startup and shutdown is wall-clock: a busy CI machine can pass it while the
+        # drain (jobs, calls, sockets) is still finishing normally.
+        async with TestApp(app, startup_timeout=30, shutdown_timeout=30) as test_app:
             assert await app.extensions["resources"].database.wait_ready(20), "database did not open"
             yield app, test_app.test_client()
 

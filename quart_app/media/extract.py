@@ -188,6 +188,16 @@ async def packet_sizes(path: Path, *, timeout_s: float) -> list[tuple[float, int
 
 async def cut(source: Path, target: Path, start: float, end: float, *, timeout_s: float) -> int:
     """Re-encode [start, end) of our FLAC `source` to `target` (sample-exact); returns its size in bytes."""
+    return await _encode_segment(
+        source, target, start, end, ["-sample_fmt", "s16", "-c:a", "flac", "-f", "flac"], timeout_s=timeout_s
+    )
+
+
+async def _encode_segment(
+    source: Path, target: Path, start: float, end: float, codec: list[str], *, timeout_s: float
+) -> int:
+    """ffmpeg [start, end) of our FLAC `source`, mono at SAMPLE_RATE, with the `codec` arguments, into `target`;
+    returns its size in bytes."""
     await run_tool(
         [
             "ffmpeg",
@@ -201,16 +211,13 @@ async def cut(source: Path, target: Path, start: float, end: float, *, timeout_s
             *input_args(source, "flac"),
             "-t",
             f"{end - start:.3f}",
+            "-map_metadata",
+            "-1",
             "-ac",
             "1",
             "-ar",
             str(SAMPLE_RATE),
-            "-sample_fmt",
-            "s16",
-            "-c:a",
-            "flac",
-            "-f",
-            "flac",
+            *codec,
             str(target),
         ],
         timeout_s=timeout_s,
@@ -231,35 +238,5 @@ SPEECH_BITRATE = "24k"
 
 async def encode_speech(source: Path, target: Path, start: float, end: float, *, timeout_s: float) -> int:
     """Encode [start, end) of our FLAC `source` as mono 16 kHz Opus in Ogg at `target`; returns its size."""
-    await run_tool(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-ss",
-            f"{start:.3f}",
-            *input_args(source, "flac"),
-            "-t",
-            f"{end - start:.3f}",
-            "-map_metadata",
-            "-1",
-            "-ac",
-            "1",
-            "-ar",
-            str(SAMPLE_RATE),
-            "-c:a",
-            "libopus",
-            "-b:a",
-            SPEECH_BITRATE,
-            "-application",
-            "voip",
-            "-f",
-            "ogg",
-            str(target),
-        ],
-        timeout_s=timeout_s,
-    )
-    return file_size(target)
+    opus = ["-c:a", "libopus", "-b:a", SPEECH_BITRATE, "-application", "voip", "-f", "ogg"]
+    return await _encode_segment(source, target, start, end, opus, timeout_s=timeout_s)

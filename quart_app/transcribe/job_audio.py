@@ -18,9 +18,10 @@ from typing import Any
 
 from ..errors import APIError
 from ..media import chunking, extract
-from ..media.probe import check_complete, check_media, media_timeout, media_too_long, probe, undecodable
-from ..media.tools import Deadlines, ToolFailed, ToolTimedOut
+from ..media.probe import check_complete, check_media, media_timeout, probe
+from ..media.tools import Deadlines, ToolTimedOut
 from ..providers.results import Segment, TranscriptResult
+from .long_media import extract_refusing
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +67,14 @@ async def prepare_job_audio(
     check_media(info, max_seconds)
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     lossless = workdir / f"audio.{extract.EXTENSION}"
-    try:
-        extracted = await extract.extract_audio(
-            source,
-            lossless,
-            demuxer=info.demuxer,
-            max_seconds=max_seconds,
-            timeout_s=deadlines.decode(info.duration_s),
-            probe_timeout_s=deadlines.probe_s,
-        )
-    except ToolFailed as exc:
-        raise undecodable(exc.tail.split(" | ")[-1].split(": ", 1)[-1][:120]) from None
-    except ToolTimedOut as exc:
-        raise media_timeout(exc) from None
-    if extracted.duration_s > max_seconds:
-        raise media_too_long(max_seconds)
-    if extracted.duration_s <= 0:
-        raise undecodable("no audio could be decoded")
+    extracted = await extract_refusing(
+        source,
+        lossless,
+        demuxer=info.demuxer,
+        max_seconds=max_seconds,
+        declared_s=info.duration_s,
+        deadlines=deadlines,
+    )
     check_complete(info, extracted.duration_s)
     try:
         packets = await extract.packet_sizes(lossless, timeout_s=deadlines.decode(extracted.duration_s))

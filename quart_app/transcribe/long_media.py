@@ -215,6 +215,40 @@ async def transcribe_media(
         ) from None
 
 
+async def extract_refusing(
+    source: Path,
+    target: Path,
+    *,
+    demuxer: str,
+    max_seconds: float,
+    declared_s: float | None,
+    deadlines: Deadlines,
+    on_progress: Callable[[float], None] | None = None,
+) -> extract.Extraction:
+    """`extract.extract_audio` with its failures as the client's refusals: 400 `undecodable_media` (the tool's
+    last error line, or no audio decoded), 422 `media_timeout`, 413 `media_too_long` (more decoded than allowed,
+    whatever the header said)."""
+    try:
+        extracted = await extract.extract_audio(
+            source,
+            target,
+            demuxer=demuxer,
+            max_seconds=max_seconds,
+            timeout_s=deadlines.decode(declared_s),
+            probe_timeout_s=deadlines.probe_s,
+            on_progress=on_progress,
+        )
+    except ToolFailed as exc:
+        raise undecodable(exc.tail.split(" | ")[-1].split(": ", 1)[-1][:120]) from None
+    except ToolTimedOut as exc:
+        raise media_timeout(exc) from None
+    if extracted.duration_s > max_seconds:
+        raise media_too_long(max_seconds)
+    if extracted.duration_s <= 0:
+        raise undecodable("no audio could be decoded")
+    return extracted
+
+
 async def _transcribe_probed(
     transcriber: Transcriber,
     source: Path,
@@ -233,24 +267,15 @@ async def _transcribe_probed(
     report = on_progress
     _make_dir(workdir)
     target = workdir / f"audio.{extract.EXTENSION}"
-    try:
-        extracted = await extract.extract_audio(
-            source,
-            target,
-            demuxer=demuxer,
-            max_seconds=max_seconds,
-            timeout_s=deadlines.decode(declared_s),
-            probe_timeout_s=deadlines.probe_s,
-            on_progress=lambda seconds: report(EXTRACT_SHARE * min(1.0, seconds / max_seconds)),
-        )
-    except ToolFailed as exc:
-        raise undecodable(exc.tail.split(" | ")[-1].split(": ", 1)[-1][:120]) from None
-    except ToolTimedOut as exc:
-        raise media_timeout(exc) from None
-    if extracted.duration_s > max_seconds:
-        raise media_too_long(max_seconds)
-    if extracted.duration_s <= 0:
-        raise undecodable("no audio could be decoded")
+    extracted = await extract_refusing(
+        source,
+        target,
+        demuxer=demuxer,
+        max_seconds=max_seconds,
+        declared_s=declared_s,
+        deadlines=deadlines,
+        on_progress=lambda seconds: report(EXTRACT_SHARE * min(1.0, seconds / max_seconds)),
+    )
     complete(extracted.duration_s)  # far less audio than declared: truncated, refused before any provider call
     report(EXTRACT_SHARE)
 

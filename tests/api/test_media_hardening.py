@@ -130,15 +130,16 @@ async def test_a_hanging_ffprobe_is_killed_and_the_upload_refused(
     make_app, fakes_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deepgram, _, env = fakes_env
+    video = spoken_video().read_bytes()  # made (and cached) with the real tools, before the hanging one is on PATH
     pids = tmp_path / "ffprobe.pids"
     _hanging_tool(tmp_path / "bin", "ffprobe", pids)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    async with make_app(**env, FFPROBE_TIMEOUT_S="0.5") as (app, client):
+    async with make_app(**env, FFPROBE_TIMEOUT_S="3") as (app, client):  # time for the tool to record its pids
         _, key = await make_user(app)
         response = await client.post(
             "/transcriptions/jobs",
             headers={"x-api-key": key},
-            **_upload(spoken_video().read_bytes(), provider="deepgram"),
+            **_upload(video, provider="deepgram"),
         )
         body = await response.get_json()
         assert (response.status_code, body["error"]) == (422, "media_timeout"), body
@@ -153,18 +154,19 @@ async def test_a_hanging_ffmpeg_refuses_the_job_with_a_reason(
     make_app, backend_env, fakes_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deepgram, _, env = fakes_env
+    video = spoken_video().read_bytes()  # made (and cached) with the real tools, before the hanging one is on PATH
     pids = tmp_path / "ffmpeg.pids"
     _hanging_tool(tmp_path / "bin", "ffmpeg", pids)  # ffprobe stays the real one
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    async with make_app(**backend_env, **env, FFMPEG_MIN_TIMEOUT_S="0.5") as (app, client):
+    async with make_app(**backend_env, **env, FFMPEG_MIN_TIMEOUT_S="3") as (app, client):
         _, key = await make_user(app)
         posted = await client.post(
             "/transcriptions/jobs",
             headers={"x-api-key": key},
-            **_upload(spoken_video().read_bytes(), provider="deepgram"),
+            **_upload(video, provider="deepgram"),
         )
         # The audio is extracted at intake: refused with the reason at the deadline (0.5 s per media second,
-        # 0.5 s floor), never a job that hangs.
+        # 3 s floor here), never a job that hangs.
         body = await posted.get_json()
         assert (posted.status_code, body["error"]) == (422, "media_timeout"), body
         started = [int(pid) for pid in pids.read_text().split()]
