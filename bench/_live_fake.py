@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench import harness  # noqa: E402
 from fakes import FakeDeepgram, start_fake  # noqa: E402 - after the path fix for `python bench/_live_fake.py`
 from fakes import deepgram_live as live  # noqa: E402
 
@@ -100,7 +101,8 @@ def main() -> None:
     parser.add_argument("--api-key", default="bench-deepgram-key")
     args = parser.parse_args()
     try:
-        asyncio.run(serve(args.port, args.api_key))
+        with harness.uvloop_policy():  # the servers run on uvloop; the fake must not be the slowest loop
+            asyncio.run(serve(args.port, args.api_key))
     except KeyboardInterrupt:
         pass
 

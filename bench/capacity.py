@@ -46,7 +46,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 CACHE = BENCH / ".peers"
 JSON_OUT = BENCH / "results" / "capacity.json"
-SERVER_CORE, LOAD_CORE = "0", "1"
+SERVER_CORE, LOAD_CORE = harness.SERVER_CORE, harness.LOAD_CORE
 PEERS = ("ours", "ours-stock", "seeds", "node", "bare")
 LABELS = {
     "ours": "ours (asgi:application, hypercorn.toml)",

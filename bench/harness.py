@@ -15,6 +15,7 @@ import math
 import os
 import random
 import secrets
+import shutil
 import signal
 import socket
 import struct
@@ -35,6 +36,9 @@ if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/ first, not th
     sys.path.insert(0, str(ROOT))
 
 MB = 1024 * 1024
+# Servers run on one core and load generators (and fakes) on the other, so a saturated client can't
+# steal the measured server's CPU; `bench/capacity.py` and the real-time benchmarks share this split.
+SERVER_CORE, LOAD_CORE = "0", "1"
 
 # ------------------------------------------------------------------------------------------- servers
 
@@ -60,11 +64,19 @@ class Server:
     Every server, ours or a peer, uses the same hypercorn config so only the application differs.
     """
 
-    def __init__(self, app: str, env: dict[str, str], log_path: Path, ready_path: str = "/health/live") -> None:
+    def __init__(
+        self,
+        app: str,
+        env: dict[str, str],
+        log_path: Path,
+        ready_path: str = "/health/live",
+        cores: str | None = None,
+    ) -> None:
         self.app = app
         self.env = env
         self.log_path = log_path
         self.ready_path = ready_path
+        self.cores = cores if cores is not None and can_pin() else None  # `taskset -c <cores>`, e.g. SERVER_CORE
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -74,8 +86,10 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> Server:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        pin = ["taskset", "-c", self.cores] if self.cores else []
         self.proc = subprocess.Popen(
             [
+                *pin,
                 sys.executable,
                 "-m",
                 "hypercorn",
@@ -129,6 +143,49 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def can_pin() -> bool:
+    """Two cores or more and `taskset` present: servers and load can be kept apart."""
+    return len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
+
+
+@contextmanager
+def load_on_load_core() -> Iterator[bool]:
+    """Run this process (the load generator) and every child it starts meanwhile on LOAD_CORE.
+
+    Linux applies the affinity to the calling thread and children forked after it inherit it; the previous
+    affinity comes back on exit. Yields whether pinning happened (not on a one-core machine).
+    """
+    before = os.sched_getaffinity(0)
+    if not can_pin() or int(LOAD_CORE) not in before:
+        yield False
+        return
+    os.sched_setaffinity(0, {int(LOAD_CORE)})
+    try:
+        yield True
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@contextmanager
+def uvloop_policy() -> Iterator[bool]:
+    """`asyncio.run` on uvloop meanwhile (the servers run on it: hypercorn.toml), the previous policy after.
+
+    Load generators and fakes written in Python must cost less than the server they measure, or their own
+    lateness becomes the figure. Yields whether uvloop was available.
+    """
+    try:
+        import uvloop
+    except ImportError:
+        yield False
+        return
+    before = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    try:
+        yield True
+    finally:
+        asyncio.set_event_loop_policy(before)
 
 
 def worker_pid(master_pid: int, timeout: float = 10.0) -> int:

@@ -234,7 +234,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8 * n + 1024)), hard))
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp_name:
+    # The server alone on SERVER_CORE; this process (the clients) and the fake share LOAD_CORE.
+    with (
+        harness.load_on_load_core() as pinned,
+        harness.uvloop_policy(),
+        tempfile.TemporaryDirectory(prefix="bench-live-") as tmp_name,
+    ):
         tmp = Path(tmp_name)
         fake, fake_url = _start_fake(tmp / "fake.log")
         try:
@@ -256,15 +261,23 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ("peer: bare ASGI forwarder", peer_env, None, "/__bench/lag"),
             ]
             for label, env, api_key, ready in servers:
-                with harness.Server("bench._lag_probe:app", env, tmp / f"{len(rows)}.log", ready_path=ready) as server:
+                log_path = tmp / f"{len(rows)}.log"
+                with harness.Server(
+                    "bench._lag_probe:app", env, log_path, ready_path=ready, cores=harness.SERVER_CORE
+                ) as server:
                     result = asyncio.run(measure(server, fake_url, fake.pid, api_key, n, seconds))
                     rows.append({"server": label, **result})
         finally:
             fake.terminate()
             fake.wait(10)
     notes = (
-        f"{n} streams x {seconds:g} s of 20 ms chunks (640 B) on one worker; 2-core machines share it with the "
-        "clients and the fake. CPU/chunk = worker CPU time during the streaming window / chunks the fake received "
+        f"{n} streams x {seconds:g} s of 20 ms chunks (640 B) on one worker; "
+        + (
+            f"server pinned to core {harness.SERVER_CORE}, clients and fake to core {harness.LOAD_CORE}. "
+            if pinned
+            else "not pinned (fewer than 2 cores or no taskset): clients, fake and server share the machine. "
+        )
+        + "CPU/chunk = worker CPU time during the streaming window / chunks the fake received "
         "in that window (so it includes relaying the one-per-second results and, for ours, saving text every "
         "STREAM_FLUSH_S). In flight = chunks the clients had sent but the fake had not received when the clients "
         "finished; chunks lost = bytes sent by clients minus bytes the fake received in the end, in chunks. Loop "
