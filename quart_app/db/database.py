@@ -14,6 +14,7 @@ from pathlib import Path
 from databases import Database
 
 from ..settings import redact_url
+from .sqlite_pool import reuse_connections
 
 # Every SQLite connection waits this long for another connection's write lock (sqlite3's busy timeout),
 # longer than any write of ours takes, so a busy minute queues writes instead of failing them.
@@ -34,8 +35,9 @@ def open_database(url: str, pool_size: int = 10) -> Database:
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path.split("?", 1)[0]).parent.mkdir(parents=True, exist_ok=True)
-        # databases opens an aiosqlite connection per task; `timeout` is each one's busy timeout.
-        return Database(url, timeout=SQLITE_BUSY_TIMEOUT_S)
+        # databases opens an aiosqlite connection per task; `timeout` is each one's busy timeout. Released
+        # connections are kept for the next task instead of being closed (sqlite_pool.py).
+        return reuse_connections(Database(url, timeout=SQLITE_BUSY_TIMEOUT_S))
     return Database(url, min_size=1, max_size=pool_size, command_timeout=30)
 
 
