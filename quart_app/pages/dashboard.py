@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quart import Blueprint, Response, abort, send_from_directory
+from quart import Blueprint, Response
 from quart_schema import hide
+
+from .assets import send_asset, send_page
 
 blueprint = Blueprint("dashboard", __name__)
 
 STATIC = Path(__file__).parent / "static" / "dashboard"
-ASSETS = frozenset({"dashboard.js", "dashboard.css", "socket.io.min.js"})  # nothing else there is served
+# name -> the folder it is served from; nothing else there is served.
+ASSETS = {name: STATIC for name in ("dashboard.js", "dashboard.css", "socket.io.min.js")}
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
     "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -27,18 +30,11 @@ CSP = (
 @hide
 async def page() -> Response:
     """The operations dashboard (sign-in happens in the page)."""
-    response = await send_from_directory(STATIC, "index.html")
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return await send_page(STATIC, "index.html", CSP, {"Cache-Control": "no-cache"})
 
 
 @blueprint.get("/dashboard/assets/<name>")
 @hide
 async def asset(name: str) -> Response:
     """The dashboard's script, stylesheet and the vendored Socket.IO client."""
-    if name not in ASSETS:
-        abort(404)
-    response = await send_from_directory(STATIC, name)
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return await send_asset(ASSETS, name, cache_control="no-cache")

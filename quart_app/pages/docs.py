@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quart import Blueprint, Response, abort, send_from_directory
+from quart import Blueprint, Response
 from quart_schema import hide
 from swagger_ui_bundle import swagger_ui_path
+
+from .assets import send_asset, with_policy
 
 blueprint = Blueprint("docs", __name__)
 
@@ -45,18 +47,11 @@ PAGE = """<!doctype html>
 @hide
 async def page() -> Response:
     """Swagger UI for this service's OpenAPI document."""
-    response = Response(PAGE, content_type="text/html; charset=utf-8")
-    response.headers["Content-Security-Policy"] = CSP
-    return response
+    return with_policy(Response(PAGE, content_type="text/html; charset=utf-8"), CSP)
 
 
 @blueprint.get("/docs/assets/<name>")
 @hide
 async def asset(name: str) -> Response:
     """Swagger UI's own files from the installed package, and our starter script."""
-    directory = ASSETS.get(name)
-    if directory is None:
-        abort(404)
-    response = await send_from_directory(directory, name)
-    response.headers["Cache-Control"] = "public, max-age=86400"
-    return response
+    return await send_asset(ASSETS, name, cache_control="public, max-age=86400")

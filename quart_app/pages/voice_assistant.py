@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quart import Blueprint, Response, abort, send_from_directory
+from quart import Blueprint, Response
 from quart_schema import hide
+
+from .assets import send_asset, send_page
 
 blueprint = Blueprint("voice_assistant", __name__)
 
@@ -41,20 +43,13 @@ PERMISSIONS = "microphone=(self), camera=(), geolocation=()"
 @hide
 async def page() -> Response:
     """The voice to-do assistant (sign-in happens in the page)."""
-    response = await send_from_directory(PAGE_DIR, "index.html")
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["Permissions-Policy"] = PERMISSIONS
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return await send_page(
+        PAGE_DIR, "index.html", CSP, {"Permissions-Policy": PERMISSIONS, "Cache-Control": "no-cache"}
+    )
 
 
 @blueprint.get("/webrtc/voice-assistant/assets/<name>")
 @hide
 async def asset(name: str) -> Response:
     """The page's script and stylesheet, and the vendored Socket.IO client."""
-    folder = ASSETS.get(name)
-    if folder is None:
-        abort(404)
-    response = await send_from_directory(folder, name)
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return await send_asset(ASSETS, name, cache_control="no-cache")

@@ -103,7 +103,7 @@ async def test_a_retried_transcription_is_answered_and_billed_once(make_app, bac
 
 async def test_a_duplicate_in_flight_is_409_then_replays(make_app, backend_env, fakes_env) -> None:
     deepgram, _, env = fakes_env
-    deepgram.hang_next(2.0, path="/v1/listen")
+    held = deepgram.hold_next(path="/v1/listen")  # the first request stays in flight until released
     audio = spoken("Patience is a virtue.", "ogg")
     async with make_app(**backend_env, **env) as (app, client):
         _, key = await make_user(app)
@@ -115,6 +115,7 @@ async def test_a_duplicate_in_flight_is_409_then_replays(make_app, backend_env, 
         body = await duplicate.get_json()
         assert (duplicate.status_code, body["error"]) == (409, "idempotency_key_in_progress"), body
         assert duplicate.headers["Retry-After"]
+        held.set()
         original = await first
         assert original.status_code == 200
         replay = await _post(client, "/transcriptions/deepgram", key, "k-1", audio)
@@ -153,7 +154,7 @@ async def test_malformed_keys_are_refused_before_the_upload(make_app, fakes_env)
 
 async def test_a_retried_job_upload_returns_the_first_job(make_app, backend_env, fakes_env) -> None:
     deepgram, _, env = fakes_env
-    deepgram.hang_next(30, path="/v1/listen")  # the job stays running: the user is at the quota
+    held = deepgram.hold_next(path="/v1/listen")  # the job stays running: the user is at the quota
     video = spoken_video().read_bytes()
     # DRAIN_TIMEOUT_S: the drain hands the held job back at its deadline, within the test app's shutdown wait.
     async with make_app(**backend_env, **env, MAX_JOBS_PER_USER="1", DRAIN_TIMEOUT_S="2") as (app, client):
@@ -171,3 +172,4 @@ async def test_a_retried_job_upload_returns_the_first_job(make_app, backend_env,
         assert (reused.status_code, (await reused.get_json())["error"]) == (422, "idempotency_key_reused")
         assert await _count(app, transcription_jobs) == 1
         assert os.listdir(env["JOBS_DIR"]) == []  # the job's audio is in the database, the upload gone
+    held.set()

@@ -49,7 +49,7 @@ async def fakes_env(tmp_path: Path) -> AsyncIterator[tuple[FakeDeepgram, FakeOpe
             "OPENAI_BASE_URL": openai.base_url + "/v1",
             "OPENAI_TRANSCRIBE_MAX_MB": str(LIMIT_MB),
             "JOBS_DIR": str(tmp_path / "jobs"),
-            "DRAIN_TIMEOUT_S": "2",  # a job held by a hanging fake is handed back at once when the app stops
+            "DRAIN_TIMEOUT_S": "2",  # a job held by the fake (hold_next) is handed back at once when the app stops
         }
         yield deepgram, openai, env
 
@@ -244,7 +244,7 @@ def _job_dirs(env: dict[str, str]) -> set[str]:
 
 async def test_jobs_and_their_stored_bytes_are_capped_per_user(make_app, backend_env, fakes_env) -> None:
     deepgram, _, env = fakes_env
-    deepgram.hang_next(30, count=10, path="/v1/listen")  # accepted jobs stay queued or running
+    held = deepgram.hold_next(count=10, path="/v1/listen")  # accepted jobs stay queued or running
     ten_minutes = long_recording(10)  # about 0.6 MB as stored Opus: one fits in 1 MiB, two do not
     async with make_app(**backend_env, **env, MAX_JOBS_PER_USER="3", MAX_JOB_BYTES_PER_USER=str(1024 * 1024)) as (
         app,
@@ -283,11 +283,12 @@ async def test_jobs_and_their_stored_bytes_are_capped_per_user(make_app, backend
         rows = await db.fetch_all(transcription_jobs.select())
         assert len(rows) == 4 and set(accepted) <= {r["id"] for r in rows}
         assert _job_dirs(env) == set()  # accepted audio is in the database; refused uploads left nothing
+    held.set()
 
 
 async def test_concurrent_uploads_cannot_both_take_the_last_job_slot(make_app, backend_env, fakes_env) -> None:
     deepgram, _, env = fakes_env
-    deepgram.hang_next(30, count=4, path="/v1/listen")
+    held = deepgram.hold_next(count=4, path="/v1/listen")  # the accepted job stays running
     async with make_app(**backend_env, **env, MAX_JOBS_PER_USER="1") as (app, client):
         _, key = await make_user(app)
         responses = await asyncio.gather(
@@ -295,6 +296,7 @@ async def test_concurrent_uploads_cannot_both_take_the_last_job_slot(make_app, b
         )
         assert sorted(r.status_code for r in responses) == [202, 429]
         assert len(await app.extensions["resources"].db().fetch_all(transcription_jobs.select())) == 1
+    held.set()
 
 
 async def test_provider_from_the_query_or_the_form(make_app, fakes_env) -> None:
@@ -353,7 +355,7 @@ async def test_unconfigured_query_provider_and_full_quota_answer_before_the_body
     backend_env, fakes_env, tmp_path: Path
 ) -> None:
     deepgram, _, env = fakes_env
-    deepgram.hang_next(30, count=2, path="/v1/listen")
+    held = deepgram.hold_next(count=2, path="/v1/listen")  # the accepted job stays running: the quota is full
     settings = {k: v for k, v in env.items() if not k.startswith("OPENAI_")}
     app = create_app(
         Settings.from_env(
@@ -381,6 +383,7 @@ async def test_unconfigured_query_provider_and_full_quota_answer_before_the_body
         for target in ("/transcriptions/jobs?provider=deepgram", "/transcriptions/jobs"):
             status, body = await _partial_upload(port, key, target)
             assert (status, body["error"]) == (429, "too_many_jobs"), body
+    held.set()
 
 
 async def test_orphaned_upload_directories_are_swept_while_serving(

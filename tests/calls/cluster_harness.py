@@ -1,6 +1,7 @@
 """Live instances relaying phone calls behind the loopback balancer (#22): real hypercorn processes sharing one
 PostgreSQL database and Redis, the fake Realtime and fake Twilio in this process, and Twilio's Media Streams
 played by `TwilioMediaCall` in real time (pace 1.0), following the fake Twilio's REST updates as the carrier does.
+Built on the pieces of tests/calls/harness.py (the fakes' settings, an inbound call and its Media Stream).
 
     async with call_cluster(live_server_factory, ["a", "b"]) as cluster:
         tenant = await cluster.tenant("Acme 1")
@@ -24,36 +25,26 @@ from typing import Any
 import httpx
 from databases import Database
 
-from fakes import FakeRealtime, FakeTwilio, RealtimeSessionRecord, TwilioMediaCall, g711, run_fake, sign
-from fakes.twilio_media import stream_from_twiml
+from fakes import FakeRealtime, FakeTwilio, RealtimeSessionRecord, TwilioMediaCall, run_fake
 from quart_app.db import call_segments, call_transcripts, calls, tenants
 from quart_app.db.database import connect, open_database
 from quart_app.db.tenants import Tenant
 from quart_app.settings import Settings
+from tests.calls import harness
+from tests.calls.harness import inbound_call, provider_env, signed, stream_call
 from tests.support.balancer import Balancer
 from tests.support.databases import create_database, drop_database, require_env
 from tests.support.live_server import LiveServer
 
-PUBLIC = "https://voice.example.com"
 ACCOUNT_SID = "AC" + "5" * 32
 AUTH_TOKEN = "cluster-test-auth-token-0123456789"
 CALLER = "+15550002222"
 GUARD_S = 60.0  # hang guard only
 
 
-def voice(ms: int, freq: float = 440.0) -> bytes:
-    """`ms` of a loud tone as 8 kHz μ-law: the fake's VAD hears it as speech."""
-    return g711.ulaw_encode(g711.tone(ms, 8000, freq=freq, amplitude=0.4))
-
-
 async def eventually(predicate: Callable[[], Any], guard_s: float = GUARD_S, what: str = "condition") -> None:
-    """Poll `predicate()` until it holds; `guard_s` is only a hang guard."""
-    try:
-        async with asyncio.timeout(guard_s):
-            while not predicate():  # noqa: ASYNC110 - state owned by other processes and threads
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"{what} not reached (hang guard {guard_s} s)") from None
+    """harness.eventually with this harness's hang guard, polled every 20 ms (state owned by other processes)."""
+    await harness.eventually(predicate, guard_s, what, every_s=0.02)
 
 
 async def until(check: Callable[[], Awaitable[bool]], guard_s: float = GUARD_S, what: str = "condition") -> None:
@@ -102,37 +93,19 @@ class CallCluster:
     async def dial(self, tenant: Tenant, *, linger_s: float | None = None) -> TwilioMediaCall:
         """An inbound call to the tenant, placed as Twilio does: the router through the balancer, then the stream
         its TwiML names (also through the balancer), following the fake Twilio's REST updates."""
-        number = tenant.phone_numbers[0]
-        record = self.twilio._new_call({"From": CALLER, "To": number})
-        record["direction"] = "inbound"
-        self.twilio.calls[record["sid"]] = record
-        self.twilio.instructions[record["sid"]] = []
-        self.twilio.set_call_status(record["sid"], "in-progress")
-        params = {
-            "CallSid": record["sid"],
-            "AccountSid": ACCOUNT_SID,
-            "From": CALLER,
-            "To": number,
-            "CallStatus": "in-progress",
-            "Direction": "inbound",
-            "ApiVersion": "2010-04-01",
-        }
-        headers = {"X-Twilio-Signature": sign(PUBLIC + "/twilio/voice", params, AUTH_TOKEN)}
+        params = inbound_call(self.twilio, tenant.phone_numbers[0], caller=CALLER, account_sid=ACCOUNT_SID)
+        headers = signed("/twilio/voice", params, AUTH_TOKEN)
         async with httpx.AsyncClient(timeout=10) as http:
             response = await http.post(
                 f"http://127.0.0.1:{self.balancer.port}/twilio/voice", data=params, headers=headers
             )
         assert response.status_code == 200, response.text
-        found = stream_from_twiml(response.text)
-        assert found is not None, response.text
-        url, custom = found
-        call = TwilioMediaCall(
-            f"ws://127.0.0.1:{self.balancer.port}/twilio/media-stream",
-            auth_token=AUTH_TOKEN,
+        call = stream_call(
+            response.text,
+            params["CallSid"],
+            lambda _: f"ws://127.0.0.1:{self.balancer.port}/twilio/media-stream",
             account_sid=ACCOUNT_SID,
-            call_sid=record["sid"],
-            custom_parameters=custom,
-            public_url=url,
+            auth_token=AUTH_TOKEN,
             pace=1.0,
             linger_s=linger_s,
         )
@@ -190,13 +163,7 @@ async def call_cluster(
                     DATABASE_URL=url,
                     REDIS_URL=redis,
                     INSTANCE_ID=ids[name],
-                    PUBLIC_BASE_URL=PUBLIC,
-                    OPENAI_API_KEY=fake_realtime.api_key,
-                    OPENAI_REALTIME_URL=fake_realtime.ws_url,
-                    TWILIO_ACCOUNT_SID=ACCOUNT_SID,
-                    TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-                    TWILIO_API_BASE_URL=fake_twilio.base_url,
-                    REALTIME_TRANSCRIBE_MODEL="gpt-4o-mini-transcribe",
+                    **provider_env(fake_realtime, fake_twilio, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN),
                     **env,
                 )
 

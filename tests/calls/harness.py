@@ -43,16 +43,86 @@ CALLER = "+15550001111"
 HANG_GUARD_S = 20.0
 
 
-async def eventually(predicate: Callable[[], bool], guard_s: float = HANG_GUARD_S) -> None:
-    """Wait until `predicate()` holds (polled; `guard_s` is only a hang guard)."""
-    async with asyncio.timeout(guard_s):
-        while not predicate():  # noqa: ASYNC110 - polling state owned by other parties (fakes, the app)
-            await asyncio.sleep(0.002)
+async def eventually(
+    predicate: Callable[[], Any], guard_s: float = HANG_GUARD_S, what: str = "condition", *, every_s: float = 0.002
+) -> None:
+    """Wait until `predicate()` holds, polled every `every_s`; `guard_s` is only a hang guard."""
+    try:
+        async with asyncio.timeout(guard_s):
+            while not predicate():  # noqa: ASYNC110 - polling state owned by other parties (fakes, the app)
+                await asyncio.sleep(every_s)
+    except TimeoutError:
+        raise AssertionError(f"{what} not reached (hang guard {guard_s} s)") from None
 
 
 def voice(ms: int, freq: float = 440.0) -> bytes:
     """`ms` of a loud tone as 8 kHz μ-law: the fake's VAD hears it as speech."""
     return g711.ulaw_encode(g711.tone(ms, 8000, freq=freq, amplitude=0.4))
+
+
+def provider_env(
+    realtime: FakeRealtime, twilio: FakeTwilio, *, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN
+) -> dict[str, str]:
+    """The settings that point a server, public at PUBLIC, at the fake Realtime and the fake Twilio."""
+    return {
+        "PUBLIC_BASE_URL": PUBLIC,
+        "OPENAI_API_KEY": realtime.api_key,
+        "OPENAI_REALTIME_URL": realtime.ws_url,
+        "TWILIO_ACCOUNT_SID": account_sid,
+        "TWILIO_AUTH_TOKEN": auth_token,
+        "TWILIO_API_BASE_URL": twilio.base_url,
+        "REALTIME_TRANSCRIBE_MODEL": "gpt-4o-mini-transcribe",
+    }
+
+
+def inbound_call(
+    twilio: FakeTwilio, number: str, *, caller: str = CALLER, account_sid: str = ACCOUNT_SID
+) -> dict[str, str]:
+    """An inbound call from `caller` to `number`, in progress at the fake Twilio: the form parameters of the
+    /twilio/voice webhook Twilio posts for it."""
+    record = twilio._new_call({"From": caller, "To": number})
+    record["direction"] = "inbound"
+    twilio.calls[record["sid"]] = record
+    twilio.instructions[record["sid"]] = []
+    twilio.set_call_status(record["sid"], "in-progress")
+    return {
+        "CallSid": record["sid"],
+        "AccountSid": account_sid,
+        "From": caller,
+        "To": number,
+        "CallStatus": "in-progress",
+        "Direction": "inbound",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def signed(path: str, params: dict[str, str], auth_token: str = AUTH_TOKEN) -> dict[str, str]:
+    """The X-Twilio-Signature header Twilio sends with `params` posted to PUBLIC + `path`."""
+    return {"X-Twilio-Signature": sign(PUBLIC + path, params, auth_token)}
+
+
+def stream_call(
+    twiml: str,
+    call_sid: str,
+    local_url: Callable[[str], str],
+    *,
+    account_sid: str = ACCOUNT_SID,
+    auth_token: str = AUTH_TOKEN,
+    **options: Any,
+) -> TwilioMediaCall:
+    """The Media Stream the webhook's `twiml` connects, reached at `local_url(its public URL)` (not started)."""
+    found = stream_from_twiml(twiml)
+    assert found is not None, twiml
+    url, custom = found
+    return TwilioMediaCall(
+        local_url(url),
+        auth_token=auth_token,
+        account_sid=account_sid,
+        call_sid=call_sid,
+        custom_parameters=custom,
+        public_url=url,
+        **options,
+    )
 
 
 class GatedConnector:
@@ -110,43 +180,22 @@ class PhoneEnv:
 
     async def voice_webhook(self, params: dict[str, str], *, path: str = "/twilio/voice") -> tuple[int, str]:
         client = self.app.test_client()
-        headers = {"X-Twilio-Signature": sign(PUBLIC + path, params, AUTH_TOKEN)}
-        response = await client.post(path, form=params, headers=headers)
+        response = await client.post(path, form=params, headers=signed(path, params))
         return response.status_code, (await response.get_data(as_text=True))
 
     async def dial(
         self, tenant: Tenant, *, caller: str = CALLER, start: bool = True, **options: Any
     ) -> TwilioMediaCall:
         """An inbound call to the tenant's first number, as Twilio places it."""
-        number = tenant.phone_numbers[0]
-        record = self.twilio._new_call({"From": caller, "To": number})
-        record["direction"] = "inbound"
-        self.twilio.calls[record["sid"]] = record
-        self.twilio.instructions[record["sid"]] = []
-        self.twilio.set_call_status(record["sid"], "in-progress")
-        params = {
-            "CallSid": record["sid"],
-            "AccountSid": ACCOUNT_SID,
-            "From": caller,
-            "To": number,
-            "CallStatus": "in-progress",
-            "Direction": "inbound",
-            "ApiVersion": "2010-04-01",
-        }
+        params = inbound_call(self.twilio, tenant.phone_numbers[0], caller=caller)
         status, twiml = await self.voice_webhook(params)
         assert status == 200, twiml
-        found = stream_from_twiml(twiml)
-        assert found is not None, twiml
-        url, custom = found
-        local = url.replace("wss://voice.example.com", f"ws://127.0.0.1:{self.port}")
         options.setdefault("pace", None)
-        call = TwilioMediaCall(
-            local,
-            auth_token=AUTH_TOKEN,
-            account_sid=ACCOUNT_SID,
-            call_sid=record["sid"],
-            custom_parameters=custom,
-            public_url=url,
+        port = self.port
+        call = stream_call(
+            twiml,
+            params["CallSid"],
+            lambda url: url.replace("wss://voice.example.com", f"ws://127.0.0.1:{port}"),
             **options,
         )
         self.calls.append(call)
@@ -237,13 +286,7 @@ def phone_settings(tmp_path: Path, realtime: FakeRealtime, twilio: FakeTwilio, *
         "APP_ENV": "test",
         "LOG_LEVEL": "INFO",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/phone.db",
-        "PUBLIC_BASE_URL": PUBLIC,
-        "OPENAI_API_KEY": realtime.api_key,
-        "OPENAI_REALTIME_URL": realtime.ws_url,
-        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-        "TWILIO_API_BASE_URL": twilio.base_url,
-        "REALTIME_TRANSCRIBE_MODEL": "gpt-4o-mini-transcribe",
+        **provider_env(realtime, twilio),
         **env,
     }
     return Settings.from_env({k: v for k, v in values.items() if v != ""})

@@ -18,7 +18,8 @@ import pytest
 
 from fakes import FakeRealtime
 from quart_app.calls.handoff import replay_history
-from tests.calls.cluster_harness import call_cluster, cluster_available, eventually, summary, until, voice
+from tests.calls.cluster_harness import call_cluster, cluster_available, eventually, summary, until
+from tests.calls.harness import voice
 
 pytestmark = pytest.mark.skipif(cluster_available() is None, reason="needs TEST_DATABASE_URL and TEST_REDIS_URL")
 

@@ -20,8 +20,8 @@ from tests.calls.cluster_harness import (
     kill_instance,
     summary,
     until,
-    voice,
 )
+from tests.calls.harness import voice
 
 pytestmark = pytest.mark.skipif(cluster_available() is None, reason="needs TEST_DATABASE_URL and TEST_REDIS_URL")
 

@@ -11,44 +11,19 @@
 // handshake prints {ok: false, error: <connect_error message>}.
 
 import { readFileSync } from "node:fs";
-import { io } from "socket.io-client";
+import { MODES, connect, startCheck } from "./lib.mjs";
 
 const [url, token, audioPath, mode = "default", startJson = "{}"] = process.argv.slice(2);
-const OVERALL_TIMEOUT_MS = 20000;
 const CHUNK = 640;
 
-const result = {
-  ok: false,
-  mode,
-  connected: null,
-  started: null,
-  transcripts: [],
-  utterance_ends: 0,
-  stopped: null,
-  errors: [],
-  error: null,
-};
-
-function finish(error) {
-  if (error) result.error = String(error);
-  result.ok = !result.error;
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(result.ok ? 0 : 1);
-}
-
-if (!url || !token || !audioPath || !["default", "websocket"].includes(mode)) {
-  finish("usage: node audio_stream_check.mjs <server-url> <token> <raw-audio-file> <default|websocket> [start-json]");
-}
-
-setTimeout(() => finish(`timed out after ${OVERALL_TIMEOUT_MS} ms`), OVERALL_TIMEOUT_MS).unref();
-
-const socket = io(`${url}/audio-stream`, {
-  ...(mode === "websocket" ? { transports: ["websocket"] } : {}),
-  auth: { token },
-  query: { lang: "en" },
-  reconnection: false,
-  timeout: 5000,
+const { result, finish } = startCheck({
+  fields: { mode, connected: null, started: null, transcripts: [], utterance_ends: 0, stopped: null, errors: [] },
+  valid: url && token && audioPath && MODES.includes(mode),
+  usage: "usage: node audio_stream_check.mjs <server-url> <token> <raw-audio-file> <default|websocket> [start-json]",
+  timeoutMs: 20000,
 });
+
+const socket = connect(`${url}/audio-stream`, mode, { auth: { token }, query: { lang: "en" } });
 
 function once(event) {
   return new Promise((resolve) => socket.once(event, resolve));

@@ -9,47 +9,33 @@
 //   websocket : websocket only, from the first request
 
 import { readFileSync } from "node:fs";
-import { io } from "socket.io-client";
+import { MODES, connect, disconnectAndFinish, expectTransports, startCheck, watchTransport } from "./lib.mjs";
 
 const [url, mode = "default", user, pin, wavPath] = process.argv.slice(2);
-const OVERALL_TIMEOUT_MS = 30000;
 const STEP_TIMEOUT_MS = 15000;
 
-const result = {
-  ok: false,
-  mode,
-  initial_transport: null,
-  upgraded_to: null,
-  transport_at_end: null,
-  status: null,
-  authenticated: null,
-  text_response: null,
-  todos: null,
-  transcript: null,
-  audio_response: null,
-  errors: [],
-  disconnect_reason: null,
-  error: null,
-};
-
-function finish(error) {
-  if (error) result.error = String(error);
-  result.ok = !result.error;
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exit(result.ok ? 0 : 1);
-}
-
-if (!url || !["default", "websocket"].includes(mode) || !user || !pin || !wavPath) {
-  finish("usage: node voice_check.mjs <server-url> <default|websocket> <user> <pin> <wav-file>");
-}
-
-setTimeout(() => finish(`timed out after ${OVERALL_TIMEOUT_MS} ms`), OVERALL_TIMEOUT_MS).unref();
-
-const socket = io(url + "/voice", {
-  ...(mode === "websocket" ? { transports: ["websocket"] } : {}),
-  reconnection: false,
-  timeout: 5000,
+const { result, finish } = startCheck({
+  fields: {
+    mode,
+    initial_transport: null,
+    upgraded_to: null,
+    transport_at_end: null,
+    status: null,
+    authenticated: null,
+    text_response: null,
+    todos: null,
+    transcript: null,
+    audio_response: null,
+    errors: [],
+    disconnect_reason: null,
+  },
+  valid: url && MODES.includes(mode) && user && pin && wavPath,
+  usage: "usage: node voice_check.mjs <server-url> <default|websocket> <user> <pin> <wav-file>",
+  timeoutMs: 30000,
 });
+
+const socket = connect(url + "/voice", mode);
+const upgrade = watchTransport(socket, result);
 
 // Every event, queued until a step takes it, so nothing emitted before its step is awaited is missed.
 const queues = {};
@@ -75,19 +61,6 @@ function next(event) {
   });
 }
 
-let upgradeSeen;
-const upgrade = new Promise((resolve) => {
-  upgradeSeen = resolve;
-});
-socket.io.on("open", () => {
-  const engine = socket.io.engine;
-  result.initial_transport = engine.transport.name;
-  engine.on("upgrade", (transport) => {
-    result.upgraded_to = transport.name;
-    upgradeSeen();
-  });
-});
-
 function size(audio) {
   if (!audio) return 0;
   return audio.byteLength ?? audio.length ?? 0;
@@ -99,10 +72,7 @@ socket.on("auth_error", (data) => finish(`auth_error: ${data?.code} ${data?.mess
 socket.on("connect", async () => {
   try {
     result.status = await next("status");
-    if (mode === "default") {
-      if (result.initial_transport !== "polling") throw new Error("default mode did not start with polling");
-      await Promise.race([upgrade, new Promise((_, no) => setTimeout(() => no(new Error("no upgrade")), 5000))]);
-    }
+    await expectTransports(mode, result, upgrade);
 
     socket.emit("authenticate", { user, pin });
     const signedIn = await next("authenticated");
@@ -120,11 +90,7 @@ socket.on("connect", async () => {
     result.audio_response = { text: spoken.text, mime: spoken.mime, audio_bytes: size(spoken.audio) };
 
     result.transport_at_end = socket.io.engine.transport.name;
-    socket.once("disconnect", (reason) => {
-      result.disconnect_reason = reason;
-      finish(reason === "io client disconnect" ? null : `unexpected disconnect reason ${reason}`);
-    });
-    socket.disconnect();
+    disconnectAndFinish(socket, result, finish);
   } catch (err) {
     finish(err);
   }

@@ -202,8 +202,9 @@ async def test_unreachable_and_hanging_upstreams_fail_to_open(fake):
         async with DeepgramLive("key", f"http://127.0.0.1:{closed_port}").connect():
             pass
     assert caught.value.status_code is None and caught.value.retryable
-    fake.hang_next(30, path="/v1/listen")
+    held = fake.hold_next(path="/v1/listen")  # the upgrade is not answered until released
     with pytest.raises(DeepgramLiveError) as caught:
         async with live(fake, connect_timeout=0.3).connect():
             pass
+    held.set()
     assert caught.value.retryable and "0.3s" in caught.value.message

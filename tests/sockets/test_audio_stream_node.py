@@ -3,8 +3,6 @@ default transport mode (long-polling, then the upgrade) and websocket-only; and 
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,13 +10,13 @@ import pytest
 
 from fakes import FakeDeepgram, run_fake
 from tests.live.support import TEXT, register_speech, serve_live, stored
-from tests.sockets.test_node_client import NODE_DIR, _node
 from tests.support.live_audio import silence
+from tests.support.node import node, run_check
 from tests.support.users import make_user
 
 pytestmark = pytest.mark.node
 
-SCRIPT = NODE_DIR / "audio_stream_check.mjs"
+SCRIPT = "audio_stream_check.mjs"
 
 
 @pytest.fixture
@@ -28,33 +26,14 @@ async def deepgram_fake() -> AsyncIterator[FakeDeepgram]:
 
 
 async def _run(url: str, token: str, audio: Path, mode: str) -> tuple[int, dict]:
-    proc = await asyncio.create_subprocess_exec(
-        _node(),
-        str(SCRIPT),
-        url,
-        token,
-        str(audio),
-        mode,
-        cwd=NODE_DIR,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), 40)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError("node client hung") from None
-    lines = stdout.decode().strip().splitlines()
-    assert lines, f"no output from the node client; stderr: {stderr.decode()[-2000:]}"
-    return proc.returncode or 0, json.loads(lines[-1])
+    return await run_check(SCRIPT, url, token, str(audio), mode, within=40)
 
 
 @pytest.mark.parametrize("mode", ["default", "websocket"])
 async def test_the_npm_client_streams_and_gets_the_words(
     mode: str, deepgram_fake: FakeDeepgram, tmp_path: Path
 ) -> None:
-    _node()
+    node()
     audio = tmp_path / "speech.raw"
     audio.write_bytes(register_speech(deepgram_fake) + silence(1.2))  # UtteranceEnd after 1 s of silence
     async with serve_live(tmp_path, deepgram_fake) as (app, port):

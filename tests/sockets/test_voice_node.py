@@ -4,8 +4,6 @@ answer and the list, then a spoken request sent as binary with its transcript an
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,14 +13,14 @@ from fakes import FakeOpenAI, run_fake
 from quart_app import create_app
 from quart_app.settings import Settings
 from quart_app.sockets.voice import READY
-from tests.sockets.test_node_client import NODE_DIR, _node
 from tests.support.audio import spoken, spoken_path
 from tests.support.inprocess import served
+from tests.support.node import node, run_check
 from tests.support.users import make_user
 
 pytestmark = pytest.mark.node
 
-SCRIPT = NODE_DIR / "voice_check.mjs"
+SCRIPT = "voice_check.mjs"
 PIN = "735104"
 
 
@@ -43,25 +41,14 @@ async def voice_app(tmp_path: Path) -> AsyncIterator[tuple[object, str, FakeOpen
 
 
 async def _run(*args: str) -> tuple[int, dict]:
-    proc = await asyncio.create_subprocess_exec(
-        _node(), str(SCRIPT), *args, cwd=NODE_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), 45)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError("node client hung") from None
-    lines = stdout.decode().strip().splitlines()
-    assert lines, f"no output from the node client; stderr: {stderr.decode()[-2000:]}"
-    return proc.returncode or 0, json.loads(lines[-1])
+    return await run_check(SCRIPT, *args, within=45)
 
 
 @pytest.mark.parametrize("mode", ["default", "websocket"])
 async def test_the_npm_client_signs_in_talks_and_follows_the_list(
     mode: str, voice_app: tuple[object, str, FakeOpenAI]
 ) -> None:
-    _node()
+    node()
     app, base, openai = voice_app
     user, _ = await make_user(app, pin=PIN)  # type: ignore[arg-type]
     wav = spoken_path("add buy milk")
@@ -87,7 +74,7 @@ async def test_the_npm_client_signs_in_talks_and_follows_the_list(
 
 async def test_the_checker_fails_loudly_on_a_wrong_pin(voice_app: tuple[object, str, FakeOpenAI]) -> None:
     # Guards the checker itself: a refused sign-in must give exit code 1 and say which step failed.
-    _node()
+    node()
     app, base, _ = voice_app
     user, _ = await make_user(app, pin=PIN)  # type: ignore[arg-type]
     code, result = await _run(base, "websocket", str(user.email), "000000", str(spoken_path("add buy milk")))
