@@ -1,13 +1,14 @@
-"""The app factory: settings, logging, CORS, OpenAPI, the Socket.IO server, blueprints and lifespan."""
+"""The app factory: settings, logging, CORS, OpenAPI, the Socket.IO server, blueprints and lifespan; and
+`asgi_application`, the ASGI app as served (liveness first, then Socket.IO, then Quart)."""
 
 from __future__ import annotations
 
 import logging
 import re
 import secrets
-import uuid
 from collections.abc import AsyncGenerator
 
+import socketio
 from quart import Quart, Response, g, request
 from quart_cors import cors
 from quart_schema import QuartSchema
@@ -29,11 +30,13 @@ from .sockets.system import SystemSocket
 from .sockets.voice import VoiceSocket
 from .telephony import twiml
 from .transcribe.jobs import JobRunner
-from .version import VERSION
+from .version import SERVICE_NAME, VERSION
 from .web.errors import register_error_handlers
 from .web.guards import authenticate_before_body
-from .web.headers import apply_security_headers
+from .web.headers import apply_security_headers, request_id
 from .web.limits import LimitedASGIHTTPConnection, LimitedRequest
+from .web.live import LiveAnswer, LivenessFirst
+from .web.no_session import NoSession
 from .web.state import DRAINER, FEATURES, RESOURCES
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,11 @@ def _assistant(resources: Resources) -> AssistantFeature:
     return VoiceSocket.from_resources(resources)
 
 
+# What GET /health/live answers (api/health.py `live`); LivenessFirst sends the same bytes without Quart, and
+# tests/web/test_live_first.py compares the two on a live server.
+LIVE_BODY = {"status": "alive", "service": SERVICE_NAME, "version": VERSION}
+LIVENESS = "liveness"  # app.extensions key: the LiveAnswer built with the app's settings
+
 # The routes that accept a large body (multipart uploads); any other body is limited to MAX_JSON_KB.
 UPLOAD_PATHS = re.compile(r"^/transcriptions/(deepgram|whisper|jobs)$|^/api/tenants/[^/]+/documents$")
 
@@ -93,6 +101,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     # Time allowed to receive a whole request body: a 100 MB upload from a phone needs minutes, not 60 s.
     app.config["BODY_TIMEOUT"] = settings.upload_timeout_s
     app.secret_key = secret(settings.secret_key) or secrets.token_hex(32)
+    # No route uses a cookie session: none is read, signed or set (Quart annotates the attribute with its default).
+    app.session_interface = NoSession()  # type: ignore[assignment]
     if settings.cors_origins:
         # Credentials only with an explicit list: browsers reject credentialed "*" and so do we.
         wildcard = settings.cors_origins == ("*",)
@@ -106,6 +116,10 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     sio = build_socketio(settings)
     app.extensions["socketio"] = sio
+    production = settings.app_env == "production"
+    app.extensions[LIVENESS] = LiveAnswer.of(
+        app.json.response(LIVE_BODY), production=production, cors=bool(settings.cors_origins)
+    )
     secret_key = str(app.secret_key)
 
     @app.while_serving
@@ -122,8 +136,7 @@ def create_app(settings: Settings | None = None) -> Quart:
 
     @app.before_request
     async def assign_request_id() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get("X-Request-ID", ""))
 
     app.before_request(start_request_timer)  # /metrics times every request, refusals included
     app.before_request(authenticate_before_body)  # after the request id: refusals carry it
@@ -132,7 +145,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.after_request
     async def add_request_id(response: Response) -> Response:
         response.headers["X-Request-ID"] = getattr(g, "request_id", "")
-        apply_security_headers(response, production=settings.app_env == "production")
+        apply_security_headers(response, production=production)
         return response
 
     QuartSchema(
@@ -152,6 +165,18 @@ def create_app(settings: Settings | None = None) -> Quart:
     _register_blueprints(app, settings)
     log.info("app created (%s, %s)", settings.app_env, "sqlite" if settings.is_sqlite else "postgresql")
     return app
+
+
+def asgi_application(app: Quart) -> LivenessFirst:
+    """The ASGI app as served: `/health/live` answered first, then python-socketio's ASGIApp around `app`.
+
+    LivenessFirst is outermost so liveness skips Engine.IO's routing too; what it adds to every other
+    request (Socket.IO's included) is one comparison of the scope's type and path. ASGIApp's own
+    on_startup/on_shutdown stay unset, so lifespan events reach Quart (`while_serving` opens every resource).
+    """
+    sio = app.extensions["socketio"]
+    inner = socketio.ASGIApp(sio, other_asgi_app=app, socketio_path="socket.io")
+    return LivenessFirst(inner, app.extensions[LIVENESS], app.extensions)
 
 
 def _register_blueprints(app: Quart, settings: Settings) -> None:

@@ -28,7 +28,6 @@ import tempfile
 from pathlib import Path
 
 import aiohttp
-import socketio
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
@@ -38,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from fakes import FakeRealtime, FakeTwilio, TwilioMediaCall, run_fake, sign  # noqa: E402
 from fakes.twilio_media import stream_from_twiml  # noqa: E402
 from quart_app import create_app  # noqa: E402
+from quart_app.app import asgi_application  # noqa: E402
 from quart_app.db import call_transcripts, calls, knowledge, tenants  # noqa: E402
 from quart_app.settings import Settings  # noqa: E402
 
@@ -101,7 +101,7 @@ async def simulate(args: argparse.Namespace, wav: bytes) -> int:
             config.graceful_timeout = 1
             config.loglevel = "WARNING"
             shutdown = asyncio.Event()
-            asgi = socketio.ASGIApp(app.extensions["socketio"], other_asgi_app=app)
+            asgi = asgi_application(app)  # the app as shipped (asgi.py)
             server = asyncio.create_task(serve(asgi, config, shutdown_trigger=shutdown.wait))
             try:
                 await wait_port(port)

@@ -41,8 +41,10 @@ after_objects = {
     "queue.Queue": queue.Queue,
 }
 after = {name: (id(obj), getattr(obj, "__module__", None), obj.__qualname__) for name, obj in after_objects.items()}
-app = asgi.application
+outer = asgi.application  # LivenessFirst (GET/HEAD /health/live), around Socket.IO's ASGIApp
+app = outer.app
 print(json.dumps({
+    "outer": type(outer).__name__,
     "before": before,
     "after": after,
     "patch_modules": sorted(m for m in __import__("sys").modules if m.split(".")[0] in ("eventlet", "gevent")),
@@ -58,7 +60,7 @@ print(json.dumps({
 """
 
 
-def test_import_asgi_patches_nothing_and_wires_socketio_around_quart(tmp_path: Path) -> None:
+def test_import_asgi_patches_nothing_and_wires_liveness_then_socketio_around_quart(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "APP_ENV": "test", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"}
     proc = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -69,6 +71,7 @@ def test_import_asgi_patches_nothing_and_wires_socketio_around_quart(tmp_path: P
     assert result["before"]["socket.socket"][1:] == ["socket", "socket"]
     assert result["before"]["time.sleep"][1:] == ["time", "sleep"]
 
+    assert result["outer"] == "LivenessFirst"
     assert result["is_socketio_asgi"] and result["server_is_socketio"]
     assert result["async_mode"] == "asgi"
     assert result["eio_async_mode"] == "asgi"

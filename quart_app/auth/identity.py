@@ -7,6 +7,8 @@ else is treated as an Auth0 access token (a JWT).
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, overload
 
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 
 Method = Literal["auth0", "api_key", "session"]
 REALM = "voice-backend"
+# An API key's `last_used_at` is written at most this often per key and instance: a write per request was the
+# largest cost of an authenticated request on SQLite (docs/performance.md), for a figure people read in minutes.
+TOUCH_EVERY_S = 60.0
+TOUCHED_MAX = 10_000  # keys remembered before the memory of recent touches starts over
 
 
 @dataclass(frozen=True)
@@ -84,11 +90,14 @@ class Authenticator:
         database: DatabaseHandle,
         verifier: Auth0Verifier | None,
         sessions: SessionTokens,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.database = database
         self.verifier = verifier
         self.sessions = sessions
+        self.clock = clock
+        self._touched: dict[str, float] = {}  # API key id -> when this instance last wrote its last_used_at
 
     async def authenticate(self, credential: str | None) -> Principal:
         if not credential:
@@ -108,8 +117,19 @@ class Authenticator:
         user = await users.get_user(self.database.get(), record.user_id)
         if user is None:
             raise AuthError("Invalid or revoked API key")
-        await api_keys.touch(self.database.get(), record.id)
+        if self._touch_due(record.id):
+            await api_keys.touch(self.database.get(), record.id)
         return Principal(user=user, method="api_key", is_admin=user.is_admin, api_key_id=record.id)
+
+    def _touch_due(self, key_id: str) -> bool:
+        now = self.clock()
+        last = self._touched.get(key_id)
+        if last is not None and now - last < TOUCH_EVERY_S:
+            return False
+        if len(self._touched) >= TOUCHED_MAX:
+            self._touched.clear()
+        self._touched[key_id] = now
+        return True
 
     async def _session(self, token: str) -> Principal:
         session = self.sessions.read(token)

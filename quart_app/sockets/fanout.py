@@ -128,7 +128,7 @@ class TrackedWebSocket(AsgiWebSocket):
         """
         if not self._raw_checked:
             self._raw_checked = True
-            self._raw = _hypercorn_raw(self.asgi_send)
+            self._raw = hypercorn_raw(self.asgi_send)
         raw = self._raw
         if raw is None:
             return None
@@ -147,13 +147,13 @@ class TrackedWebSocket(AsgiWebSocket):
 
 RAW_BACKLOG = 64 * 1024
 
-# hypercorn and wsproto are what asgi.py runs on (requirements.txt); under another server `_hypercorn_raw`
+# hypercorn and wsproto are what asgi.py runs on (requirements.txt); under another server `hypercorn_raw`
 # finds no WSStream and every send takes the ASGI path.
 _CONNECTED = ASGIWebsocketState.CONNECTED
 _OPEN = ConnectionState.OPEN
 
 
-def _hypercorn_raw(asgi_send: Any) -> tuple[Any, Any, Any] | None:
+def hypercorn_raw(asgi_send: Any) -> tuple[Any, Any, Any] | None:
     """(WSStream, TCPServer, transport) behind hypercorn's ASGI send callable, or None if it is not that."""
     stream = getattr(asgi_send, "__self__", None)
     if not isinstance(stream, WSStream):

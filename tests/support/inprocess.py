@@ -1,28 +1,35 @@
-"""Serving a Quart app (with the Socket.IO ASGI wrapper) from hypercorn inside the test's own loop."""
+"""Serving a Quart app as shipped (`asgi_application`: liveness first, Socket.IO around Quart) from hypercorn
+inside the test's own loop."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-import socketio
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 from quart import Quart
 
+from quart_app.app import asgi_application
 from tests.support.live_server import free_port
 
 
 @asynccontextmanager
-async def served(app: Quart) -> AsyncIterator[int]:
-    """`async with served(app) as port:` a real hypercorn on 127.0.0.1:port, lifespan included."""
+async def served(app: Quart, wrap: Callable[[Any], Any] | None = None) -> AsyncIterator[int]:
+    """`async with served(app) as port:` a real hypercorn on 127.0.0.1:port, lifespan included.
+
+    `wrap` (optional) gets the shipped ASGI app and returns the one to serve (a test's own router around it).
+    """
     config = Config()
     port = free_port()
     config.bind = [f"127.0.0.1:{port}"]
     config.graceful_timeout = 1
     shutdown = asyncio.Event()
-    application = socketio.ASGIApp(app.extensions["socketio"], other_asgi_app=app)
+    application = asgi_application(app)
+    if wrap is not None:
+        application = wrap(application)
     task = asyncio.create_task(serve(application, config, shutdown_trigger=shutdown.wait))  # type: ignore[arg-type]
     try:
         for _ in range(200):
