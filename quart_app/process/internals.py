@@ -3,7 +3,9 @@
 The drain needs four things neither library offers publicly; the broadcast fan-out (sockets/fanout.py)
 writes pre-built frames straight to hypercorn's transport, which relies on hypercorn's, wsproto's and
 python-engineio's insides (the WSStream behind the ASGI send, its state and wsproto connection, the
-TCPServer's send lock and writer, engineio's ASGI websocket class and socket fields). `check()` verifies
+TCPServer's send lock and writer, engineio's ASGI websocket class and socket fields); the Engine.IO socket
+(sockets/engine.py) re-implements upstream methods and reports, through `engine.problems()`, an attribute it
+no longer finds or an upstream method whose source changed. `check()` verifies
 each is still there in the installed versions, and drives one real websocket through hypercorn (asyncio
 and uvloop) to see the fan-out take its raw path and the client get the frame;
 `tests/process/test_internals.py` calls it, so an upgrade that breaks one fails loudly in CI instead of
@@ -39,7 +41,7 @@ from wsproto.events import AcceptConnection, Request, TextMessage
 from wsproto.frame_protocol import FrameProtocol
 
 from ..settings import Settings
-from ..sockets import fanout
+from ..sockets import engine, fanout
 from ..sockets.server import build_socketio
 
 # hypercorn's asyncio `serve` routes SIGINT/SIGTERM to its loop with `loop.add_signal_handler`, which
@@ -100,7 +102,7 @@ async def close_engineio_sessions(sio: socketio.AsyncServer) -> None:
 
 def check() -> list[str]:
     """What no longer holds in the installed versions (empty when all is well)."""
-    return _drain_problems() + fanout_problems()
+    return _drain_problems() + fanout_problems() + engine.problems()
 
 
 def _drain_problems() -> list[str]:

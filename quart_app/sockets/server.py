@@ -7,9 +7,14 @@ import logging
 import socketio
 
 from ..settings import Settings
+from .engine import EngineServer
 from .fanout import FanoutManager, FanoutRedisManager, FanoutServer, install
 
 log = logging.getLogger(__name__)
+
+
+class Server(EngineServer, FanoutServer):
+    """The AsyncServer: Engine.IO sockets without a task per message (engine.py), fan-out sends (fanout.py)."""
 
 
 def build_socketio(settings: Settings) -> socketio.AsyncServer:
@@ -23,7 +28,7 @@ def build_socketio(settings: Settings) -> socketio.AsyncServer:
     origins: list[str] | str | None = list(settings.cors_origins) or None
     if settings.cors_origins == ("*",):
         origins = "*"
-    sio = FanoutServer(
+    sio = Server(
         async_mode="asgi",
         client_manager=manager,
         cors_allowed_origins=origins,
