@@ -145,9 +145,15 @@ class Server:
         self.stop()
 
 
+# The cores this process may use as it started: inside `load_on_load_core()` its own affinity is one core,
+# which must not make a server started from there think the machine has only one.
+MACHINE_CORES = frozenset(os.sched_getaffinity(0))
+
+
 def can_pin() -> bool:
-    """Two cores or more and `taskset` present: servers and load can be kept apart."""
-    return len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") is not None
+    """Both cores there and `taskset` present: servers and load can be kept apart."""
+    wanted = {int(SERVER_CORE), int(LOAD_CORE)}
+    return wanted <= MACHINE_CORES and shutil.which("taskset") is not None
 
 
 @contextmanager
@@ -158,7 +164,7 @@ def load_on_load_core() -> Iterator[bool]:
     affinity comes back on exit. Yields whether pinning happened (not on a one-core machine).
     """
     before = os.sched_getaffinity(0)
-    if not can_pin() or int(LOAD_CORE) not in before:
+    if not can_pin():
         yield False
         return
     os.sched_setaffinity(0, {int(LOAD_CORE)})

@@ -47,6 +47,19 @@ def test_load_core_applies_to_this_process_and_its_children_then_is_restored() -
     assert _allowed(0) == before
 
 
+def test_a_server_started_by_the_pinned_load_still_gets_the_server_core(tmp_path: Path) -> None:
+    # the real-time benchmarks start their servers from inside load_on_load_core()
+    with harness.load_on_load_core() as pinned:
+        server = harness.Server(
+            "bench.peers.bare_socketio:app", harness.clean_env(), tmp_path / "server.log", cores=harness.SERVER_CORE
+        )
+        with server:
+            worker = server.worker_pid()
+            if pinned:
+                assert _allowed(worker) == {int(harness.SERVER_CORE)}
+                assert _allowed(0) == {int(harness.LOAD_CORE)}
+
+
 def test_an_unpinned_server_keeps_the_machine() -> None:
     server = harness.Server("bench.peers.bare_socketio:app", harness.clean_env(), Path(os.devnull))
     assert server.cores is None
