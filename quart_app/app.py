@@ -13,6 +13,7 @@ from quart import Quart, Response, g, request
 from quart_cors import cors
 from quart_schema import QuartSchema
 
+from .api.health import LIVE_BODY
 from .api.monitoring import observe_request, start_request_timer
 from .api.openapi_provider import ValidOpenAPIProvider
 from .assistant.feature import AssistantFeature
@@ -30,7 +31,7 @@ from .sockets.system import SystemSocket
 from .sockets.voice import VoiceSocket
 from .telephony import twiml
 from .transcribe.jobs import JobRunner
-from .version import SERVICE_NAME, VERSION
+from .version import VERSION
 from .web.errors import register_error_handlers
 from .web.guards import authenticate_before_body
 from .web.headers import apply_security_headers, request_id
@@ -71,7 +72,6 @@ def _assistant(resources: Resources) -> AssistantFeature:
 
 # What GET /health/live answers (api/health.py `live`); LivenessFirst sends the same bytes without Quart, and
 # tests/web/test_live_first.py compares the two on a live server.
-LIVE_BODY = {"status": "alive", "service": SERVICE_NAME, "version": VERSION}
 LIVENESS = "liveness"  # app.extensions key: the LiveAnswer built with the app's settings
 
 # The routes that accept a large body (multipart uploads); any other body is limited to MAX_JSON_KB.

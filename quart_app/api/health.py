@@ -45,10 +45,14 @@ async def index() -> ResponseReturnValue:
     )
 
 
+# Also served, byte for byte, before the app by web/live.py (app.py builds that answer from this body).
+LIVE_BODY = {"status": "alive", "service": SERVICE_NAME, "version": VERSION}
+
+
 @blueprint.get("/health/live")
 async def live() -> ResponseReturnValue:
     """Liveness: the event loop answers. No I/O."""
-    return jsonify({"status": "alive", "service": SERVICE_NAME, "version": VERSION})
+    return jsonify(LIVE_BODY)
 
 
 @blueprint.get("/health")
