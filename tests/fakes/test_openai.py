@@ -231,11 +231,22 @@ async def test_hang_times_the_client_out(openai_fake):
     assert time.monotonic() - started < 2
 
 
-async def test_per_request_delays_answer_out_of_order(openai_fake):
+async def _recorded(fake: FakeOpenAI, path: str, count: int) -> None:
+    """Wait until the fake has recorded `count` requests to `path` (each has then taken its fault)."""
+    for _ in range(3000):
+        if len(fake.requests_to(path)) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the fake never saw {count} requests to {path}")
+
+
+async def test_held_requests_answer_out_of_order(openai_fake):
+    # No clock: arrival order is fixed by waiting for the fake to record each request, and the answers come
+    # in the order the test releases them.
     chunks = [sine_wav(0.1 * (i + 1)) for i in range(3)]
     for index, chunk in enumerate(chunks):
         openai_fake.register_transcript(chunk, f"chunk {index}")
-    openai_fake.delay_next(0.3, 0.0, 0.15, path="/v1/audio")
+    gates = [openai_fake.hold_next(path="/v1/audio") for _ in range(3)]
     finished: list[str] = []
 
     async def send(index: int) -> None:
@@ -247,9 +258,23 @@ async def test_per_request_delays_answer_out_of_order(openai_fake):
     tasks = []
     for index in range(3):
         tasks.append(asyncio.create_task(send(index)))
-        await asyncio.sleep(0.05)  # fix the arrival order so each request takes its own delay
-    await asyncio.gather(*tasks)
+        await _recorded(openai_fake, "/v1/audio", index + 1)
+    for index in (1, 2, 0):
+        gates[index].set()
+        await tasks[index]
     assert finished == ["chunk 1", "chunk 2", "chunk 0"]
+
+
+async def test_delay_next_delays_each_request_by_its_own_delay(openai_fake):
+    # Only lower bounds: a request delayed 0.4 s can't be answered sooner, however busy the machine is.
+    openai_fake.delay_next(0.4, 0.0, path="/v1/models")
+    api = client(openai_fake)
+    started = time.monotonic()
+    await api.models.list()
+    assert time.monotonic() - started >= 0.4
+    await api.models.list()  # the second delay (none) was its own, and the list of delays is used up
+    await api.models.list()
+    assert [r.status for r in openai_fake.requests_to("/v1/models")] == [200, 200, 200]
 
 
 async def test_sdk_picks_up_the_environment_variables(openai_fake, monkeypatch, wav):
