@@ -17,14 +17,12 @@ from typing import Any
 import pytest
 import socketio
 import websockets
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 
 from quart_app.settings import Settings
 from quart_app.sockets import engine
 from quart_app.sockets.fanout import FanoutManager, _writer_idle, install
 from quart_app.sockets.server import Server, build_socketio
-from tests.support.live_server import free_port
+from tests.support.inprocess import serve_asgi
 
 TIMEOUT = 15.0  # generous: outcomes are asserted, never how fast they came
 PING_INTERVAL = 1
@@ -91,31 +89,17 @@ def _handlers(served: Served) -> None:
 @pytest.fixture(params=["stock", "ours"])
 async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
     kind = request.param
-    port = free_port()
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.graceful_timeout = 1
-    result = Served(kind, _make(kind), f"http://127.0.0.1:{port}")
+    result = Served(kind, _make(kind), "")
     _handlers(result)
-    shutdown = asyncio.Event()
-    app = socketio.ASGIApp(result.sio)
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))  # type: ignore[arg-type]
-    for _ in range(400):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            break
-        except OSError:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.05)
     try:
-        yield result
+        async with serve_asgi(socketio.ASGIApp(result.sio)) as port:
+            result.url = f"http://127.0.0.1:{port}"
+            try:
+                yield result
+            finally:
+                for s in list(result.sio.eio.sockets.values()):
+                    await s.close(wait=False)
     finally:
-        for s in list(result.sio.eio.sockets.values()):
-            await s.close(wait=False)
-        shutdown.set()
-        await asyncio.wait_for(task, 30)
         await result.sio.shutdown()
 
 
