@@ -176,18 +176,15 @@ class EngineSocket(eio_async_socket.AsyncSocket):
 
         server.logger.info("%s: Upgrade to websocket successful", self.sid)
 
-        max_size = server.max_http_buffer_size
         timeout = server.ping_interval + server.ping_timeout
         while True:
             try:
                 async with asyncio.timeout(timeout):
-                    p = await ws.wait()
-            except BaseException:  # noqa: BLE001 - upstream's bare except: timeout, cancel, OSError all end it
+                    p = await websocket_wait()
+            except BaseException:  # noqa: BLE001 - upstream's bare except: timeout, cancel, too large, OSError
                 break
             if p is None:
                 # connection closed by client
-                break
-            if len(p) > max_size:  # upstream raises ValueError("packet is too large") in its task: ends it
                 break
             pkt = eio_packet.Packet(encoded_packet=p)
             try:
