@@ -70,9 +70,9 @@ def _assistant(resources: Resources) -> AssistantFeature:
     return VoiceSocket.from_resources(resources)
 
 
-# What GET /health/live answers (api/health.py `live`); LivenessFirst sends the same bytes without Quart, and
-# tests/web/test_live_first.py compares the two on a live server.
-LIVENESS = "liveness"  # app.extensions key: the LiveAnswer built with the app's settings
+# app.extensions key: the LiveAnswer (api/health.py's LIVE_BODY as Quart would send it, with this app's
+# headers) that asgi_application's LivenessFirst sends; tests/web/test_live_first.py compares the two.
+LIVENESS = "liveness"
 
 # The routes that accept a large body (multipart uploads); any other body is limited to MAX_JSON_KB.
 UPLOAD_PATHS = re.compile(r"^/transcriptions/(deepgram|whisper|jobs)$|^/api/tenants/[^/]+/documents$")
