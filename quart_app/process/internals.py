@@ -290,8 +290,7 @@ async def _probe_client(sio: Any, manager: fanout.FanoutManager, port: int, serv
             return "hypercorn_raw finds no (WSStream, TCPServer, transport) behind hypercorn's ASGI send"
         queue = eio_socket.queue
         for _ in range(100):  # until the socket's writer waits on its queue again
-            waiting = queue.empty() and any(not g.done() for g in getattr(queue, "_getters", ()))
-            if waiting and tracked.raw_writer() is not None:
+            if fanout.writer_idle(queue) and tracked.raw_writer() is not None:
                 break
             await asyncio.sleep(0.01)
         else:

@@ -187,7 +187,7 @@ def ws_frame(payload: str | bytes) -> bytes:
     return head + data
 
 
-def _writer_idle(queue: asyncio.Queue[Any]) -> bool:
+def writer_idle(queue: asyncio.Queue[Any]) -> bool:
     """Nothing queued and the socket's writer waiting on the queue (not in the middle of a write)."""
     if not queue.empty():
         return False
@@ -259,7 +259,7 @@ class FanoutManager(socketio.AsyncManager):
                     eio.start_background_task(socket.send, p)
                 continue
             ws = getattr(socket, "fanout_ws", None)
-            if ws is not None and socket.upgraded and not socket.upgrading and _writer_idle(socket.queue):
+            if ws is not None and socket.upgraded and not socket.upgrading and writer_idle(socket.queue):
                 transport = ws.raw_writer()
                 if transport is not None:
                     if raw_frames is None:

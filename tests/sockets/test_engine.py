@@ -20,7 +20,7 @@ import websockets
 
 from quart_app.settings import Settings
 from quart_app.sockets import engine
-from quart_app.sockets.fanout import FanoutManager, _writer_idle, install
+from quart_app.sockets.fanout import FanoutManager, install, writer_idle
 from quart_app.sockets.server import Server, build_socketio
 from tests.support.inprocess import serve_asgi
 
@@ -350,7 +350,7 @@ async def test_no_task_per_message_and_the_writer_stays_idle_for_the_fan_out(ser
         for i in range(20):
             assert await client.call("echo", i, timeout=TIMEOUT) == i
         socket = _eio_socket(served)
-        await _wait(lambda: _writer_idle(socket.queue))
+        await _wait(lambda: writer_idle(socket.queue))
         names = {getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks()}
         per_message = {"AsyncSocket._websocket_handler.<locals>.websocket_wait", "AsyncSocket._send_ping"}
         if served.kind == "ours":
