@@ -5,13 +5,14 @@ writes pre-built frames straight to hypercorn's transport, which relies on hyper
 python-engineio's insides (the WSStream behind the ASGI send, its state and wsproto connection, the
 TCPServer's send lock and writer, engineio's ASGI websocket class and socket fields); the Engine.IO socket
 (sockets/engine.py) re-implements upstream methods and reports, through `engine.problems()`, an attribute it
-no longer finds or an upstream method whose source changed. `check()` verifies
+no longer finds or an upstream method whose source changed; the SQLite connection pool (db/sqlite_pool.py)
+reads databases' and aiosqlite's private attributes. `check()` verifies
 each is still there in the installed versions, and drives one real websocket through hypercorn (asyncio
 and uvloop) to see the fan-out take its raw path and the client get the frame;
 `tests/process/test_internals.py` calls it, so an upgrade that breaks one fails loudly in CI instead of
 silently making shutdown slow, dropping the `instance_down` notice, or sending every broadcast the slow
-way (or worse, a corrupt frame). Re-check all of them on any hypercorn, wsproto, python-socketio or
-python-engineio upgrade.
+way (or worse, a corrupt frame). Re-check all of them on any hypercorn, wsproto, python-socketio,
+python-engineio, databases or aiosqlite upgrade.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import aiosqlite
 import engineio
 import hypercorn.asyncio.run as hypercorn_run
 import socketio
+from databases.backends.sqlite import SQLiteBackend, SQLitePool
 from engineio.async_drivers import asgi as engineio_asgi
 from hypercorn.asyncio import serve
 from hypercorn.asyncio.tcp_server import TCPServer
@@ -102,7 +105,7 @@ async def close_engineio_sessions(sio: socketio.AsyncServer) -> None:
 
 def check() -> list[str]:
     """What no longer holds in the installed versions (empty when all is well)."""
-    return _drain_problems() + fanout_problems() + engine.problems()
+    return _drain_problems() + fanout_problems() + engine.problems() + sqlite_pool_problems()
 
 
 def _drain_problems() -> list[str]:
@@ -120,6 +123,19 @@ def _drain_problems() -> list[str]:
         problems.append(f"asyncio.unix_events.{LOOP_SIGNAL_HANDLER} is gone: hypercorn's SIGINT can't be detected")
     if "shutdown_event" not in inspect.signature(hypercorn_run.asyncio_worker).parameters:
         problems.append("hypercorn asyncio_worker no longer takes shutdown_event: workers can't be told to drain")
+    return problems
+
+
+def sqlite_pool_problems() -> list[str]:
+    """What db/sqlite_pool.py relies on in databases and aiosqlite (their private attributes)."""
+    problems = []
+    if _init_sets(SQLiteBackend, "_pool") or _init_sets(SQLitePool, "_database", "_options"):
+        problems.append("databases' SQLite backend no longer keeps its pool in _pool (with _database, _options)")
+    if not (_has(SQLitePool, "acquire", coroutine=True) and _has(SQLitePool, "release", coroutine=True)):
+        problems.append("databases' SQLitePool no longer has acquire() and release()")
+    missing = _init_sets(aiosqlite.Connection, "_running", "_connection", "_thread")
+    if missing:
+        problems.append(f"aiosqlite Connection no longer sets {', '.join(missing)}")
     return problems
 
 

@@ -4,6 +4,7 @@ internals: fail loudly if an upgrade removed one (see quart_app/process/internal
 from typing import Any
 
 import pytest
+from databases.backends.sqlite import SQLitePool
 from hypercorn.protocol.ws_stream import WSStream
 
 from quart_app.process import internals
@@ -27,3 +28,10 @@ def test_a_raw_path_that_no_longer_finds_hypercorn_is_reported(monkeypatch: pyte
     monkeypatch.setattr(fanout, "hypercorn_raw", nothing)
     problems = internals.fanout_problems()
     assert len(problems) >= 1 and all("finds no (WSStream, TCPServer, transport)" in p for p in problems), problems
+
+
+def test_a_sqlite_pool_internal_that_vanished_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the pool reuses connections through databases' SQLitePool.acquire/release
+    monkeypatch.delattr(SQLitePool, "release")
+    problems = internals.sqlite_pool_problems()
+    assert problems == ["databases' SQLitePool no longer has acquire() and release()"], problems
